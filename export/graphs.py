@@ -1,0 +1,140 @@
+"""The exported graphs: streaming windows of the SAME encoder and decoder, with their carried state.
+
+A window holds ``n`` attention chunks (``n * m`` latent frames, ``m = chunk_size / stride``; 2 for
+SAME-S). Because the midpoint-shift attention only ever pairs neighbouring half-chunks, a window
+plus a small state reproduces the whole-sequence model exactly, with no overlap recomputed:
+
+state  ``[m/2, stride + 1, width]``: first-half transformer output of the previous window's last
+       m/2 groups (zeros, and ignored, at stream start).
+first  ``[1]`` float32: 1.0 for the first window of a stream, else 0.0.
+
+Encoder window ``n``: ``audio [C, n * chunk_samples]``, state, first ->
+  ``latents [latent_dim, n * m]`` (the previous window's last m/2 frames, then this window's
+  first n * m - m/2; at stream start the first m/2 columns are not frames and are dropped), state.
+Encoder flush: state -> ``latents [latent_dim, m/2]``, the stream's last frames.
+
+Decoder window ``n``: ``latents [latent_dim, n * m]``, ``keep [n * m]`` (1.0 for a real latent,
+0.0 for the zero padding of an odd-length stream's last window), state, ``context [k - 1, width]``
+(the conv's look-back: the last output tokens of the previous window; zeros at start), first ->
+  ``audio [C, n * m * hop]`` (lagging the window by m/2 groups and (k - 1) / 2 tokens; at stream
+  start the first ``start_skip_samples`` are dropped), state, context.
+Decoder flush: state, context -> ``audio [C, (m/2 * stride + (k-1)/2) * patch_size]``, the end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .model import SameAutoencoder, patchify, unpatchify
+
+
+def geometry(model: SameAutoencoder) -> dict[str, object]:
+    """Stream sizes for the manifest: everything a host needs to drive the graphs."""
+    cfg = model.config
+    half = cfg.groups_per_chunk // 2
+    edge = (cfg.decoder_kernel - 1) // 2
+    tail_tokens = half * cfg.stride + edge
+    return {
+        "frames_per_chunk": cfg.groups_per_chunk,
+        "chunk_samples": cfg.groups_per_chunk * cfg.hop,
+        "encoder_state_shape": [half, cfg.group_tokens, cfg.encoder.width],
+        "decoder_state_shape": [half, cfg.group_tokens, cfg.decoder.width],
+        "decoder_context_shape": [cfg.decoder_kernel - 1, cfg.decoder.width],
+        "encoder_start_skip_frames": half,
+        "encoder_flush_frames": half,
+        "decoder_start_skip_samples": tail_tokens * cfg.patch_size,
+        "decoder_flush_samples": tail_tokens * cfg.patch_size,
+    }
+
+
+class EncoderWindow(nn.Module):
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor, state: torch.Tensor, first: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.model
+        groups = m.encoder.embed(patchify(audio[None], m.config.patch_size))
+        done, next_state = m.encoder.transformer.step(groups, state[None], first)
+        latents = m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)
+        return {"latents": latents, "state": next_state[0]}
+
+
+class EncoderFlush(nn.Module):
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.model
+        done = m.encoder.transformer.finish(state[None])
+        return {"latents": m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)}
+
+
+class DecoderWindow(nn.Module):
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, latents: torch.Tensor, keep: torch.Tensor, state: torch.Tensor, context: torch.Tensor, first: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        m, dec = self.model, self.model.decoder
+        half = dec.transformer.half
+        z = dec.from_latent(m.bottleneck.decode(latents.transpose(0, 1))) * keep[:, None]
+        done, next_state = dec.transformer.step(dec.embed(z[None]), state[None], first)
+        # At stream start the first m/2 groups are the discarded start copy: zero them so that the
+        # conv sees the whole-sequence model's zero padding before the first real token.
+        keep_start = (1.0 - first).reshape(1, 1, 1, 1)
+        done = torch.cat([done[:, :half] * keep_start, done[:, half:]], dim=1)
+        tokens = torch.cat([context[None], dec.output_tokens(done)], dim=1)
+        audio = unpatchify(dec.conv(tokens), m.config.channels)[0]
+        if m.config.soft_clip:
+            audio = torch.tanh(audio)
+        k = dec.kernel - 1
+        return {"audio": audio, "state": next_state[0], "context": tokens[0, tokens.shape[1] - k :]}
+
+
+class DecoderFlush(nn.Module):
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, state: torch.Tensor, context: torch.Tensor) -> dict[str, torch.Tensor]:
+        m, dec = self.model, self.model.decoder
+        done = dec.transformer.finish(state[None])
+        edge = (dec.kernel - 1) // 2
+        tokens = dec.output_tokens(done)
+        tokens = torch.cat([context[None], tokens, tokens.new_zeros(1, edge, tokens.shape[-1])], dim=1)
+        audio = unpatchify(dec.conv(tokens), m.config.channels)[0]
+        return {"audio": torch.tanh(audio) if m.config.soft_clip else audio}
+
+
+def signature_inputs(model: SameAutoencoder, name: str) -> dict[str, torch.Tensor]:
+    """Zero sample inputs with the shapes of signature ``name`` (``encode_N``, ``encode_flush``,
+    ``decode_N``, ``decode_flush``)."""
+    cfg, g = model.config, geometry(model)
+    side, _, size = name.partition("_")
+    state = torch.zeros(*g["encoder_state_shape" if side == "encode" else "decoder_state_shape"])
+    if size == "flush":
+        return {"state": state} if side == "encode" else {"state": state, "context": torch.zeros(*g["decoder_context_shape"])}
+    chunks = int(size)
+    if side == "encode":
+        return {"audio": torch.zeros(cfg.channels, chunks * g["chunk_samples"]), "state": state, "first": torch.ones(1)}
+    frames = chunks * cfg.groups_per_chunk
+    return {
+        "latents": torch.zeros(cfg.latent_dim, frames),
+        "keep": torch.ones(frames),
+        "state": state,
+        "context": torch.zeros(*g["decoder_context_shape"]),
+        "first": torch.ones(1),
+    }
+
+
+def graph_modules(model: SameAutoencoder) -> dict[str, tuple[nn.Module, nn.Module]]:
+    """Per side: (window module, flush module)."""
+    return {
+        "encoder": (EncoderWindow(model).eval(), EncoderFlush(model).eval()),
+        "decoder": (DecoderWindow(model).eval(), DecoderFlush(model).eval()),
+    }

@@ -1,0 +1,105 @@
+"""Precisions: ai-edge-quantizer recipes, and a check that a recipe really did what it says.
+
+A recipe can silently leave a graph in float (an op it does not match stays fp32), so every
+quantised graph is inspected: each FULLY_CONNECTED weight must carry the precision's dtype.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+PRECISIONS = {
+    "fp32": "float32 weights and activations",
+    "w16a32": "float16 weights, float32 compute",
+    "w8a32": "int8 channelwise weights, dequantised to float32 compute",
+    "w8a8": "int8 channelwise weights, dynamically quantised int8 activations",
+    "w4a8": "int4 blockwise (32) weights, dynamically quantised int8 activations",
+}
+
+# The dtype every FULLY_CONNECTED weight must have, by precision (TensorType names).
+_WEIGHT_TYPE = {"fp32": "FLOAT32", "w16a32": "FLOAT16", "w8a32": "INT8", "w8a8": "INT8", "w4a8": "INT4"}
+
+
+def recipe(precision: str) -> list[dict[str, Any]] | None:
+    """The ai-edge-quantizer recipe for ``precision``; None for fp32."""
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return None
+    rm = recipe_manager.RecipeManager()
+    ops = qtyping.TFLOperationName.FULLY_CONNECTED
+    if precision == "w16a32":
+        rm.add_weight_only_config(".*", ops, num_bits=16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    elif precision == "w8a32":
+        rm.add_weight_only_config(".*", ops, num_bits=8)
+    elif precision == "w8a8":
+        rm.add_dynamic_config(".*", ops, num_bits=8)
+    elif precision == "w4a8":
+        rm.add_dynamic_config(".*", ops, num_bits=4, granularity=qtyping.QuantGranularity.BLOCKWISE_32)
+    return rm.get_quantization_recipe()
+
+
+def quantize(float_model: bytes, precision: str) -> bytes:
+    """Quantise a float ``.tflite`` flatbuffer to ``precision``."""
+    rp = recipe(precision)
+    if rp is None:
+        return float_model
+    from ai_edge_quantizer import quantizer
+
+    q = quantizer.Quantizer(bytearray(float_model), rp)
+    return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
+
+
+def inspect_ops(model: bytes) -> dict[str, Any]:
+    """Op histogram over all subgraphs, custom/Flex ops, and FULLY_CONNECTED weight dtypes."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(model, 0)
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    tensor_type = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    codes = []
+    for i in range(m.OperatorCodesLength()):
+        oc = m.OperatorCodes(i)
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        custom = oc.CustomCode()
+        codes.append(("CUSTOM:" + custom.decode()) if custom else builtin.get(code, str(code)))
+    ops: Counter[str] = Counter()
+    fc_weights: Counter[str] = Counter()
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for o in range(sg.OperatorsLength()):
+            op = sg.Operators(o)
+            name = codes[op.OpcodeIndex()]
+            ops[name] += 1
+            if name == "FULLY_CONNECTED":
+                w = sg.Tensors(op.Inputs(1))
+                dtype = tensor_type[w.Type()]
+                if dtype == "FLOAT32":  # weight-only recipes feed a DEQUANTIZE: look through it
+                    producer = _producer(sg, op.Inputs(1))
+                    if producer is not None and codes[producer.OpcodeIndex()] == "DEQUANTIZE":
+                        dtype = tensor_type[sg.Tensors(producer.Inputs(0)).Type()]
+                fc_weights[dtype] += 1
+    custom = sorted(k for k in ops if k.startswith("CUSTOM:"))
+    return {"ops": dict(sorted(ops.items())), "custom_ops": custom, "fully_connected_weights": dict(fc_weights)}
+
+
+def _producer(subgraph: Any, tensor: int) -> Any:
+    for o in range(subgraph.OperatorsLength()):
+        op = subgraph.Operators(o)
+        if any(op.Outputs(j) == tensor for j in range(op.OutputsLength())):
+            return op
+    return None
+
+
+def check_ops(report: dict[str, Any], precision: str, graph: str) -> None:
+    """Raise if the graph uses custom/Flex ops or a FULLY_CONNECTED weight escaped the precision."""
+    if report["custom_ops"]:
+        raise RuntimeError(f"{graph}: non-builtin ops {report['custom_ops']}")
+    expected = _WEIGHT_TYPE[precision]
+    wrong = {k: v for k, v in report["fully_connected_weights"].items() if k != expected}
+    if wrong or not report["fully_connected_weights"]:
+        raise RuntimeError(f"{graph}: {precision} expects every FULLY_CONNECTED weight in {expected}, found "
+                           f"{report['fully_connected_weights']}")

@@ -1,0 +1,71 @@
+"""Shared fixtures: the tiny SAME fixture (official golden outputs), exported graphs, torch helpers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+TINY = DATA / "same-tiny"
+TINY_CONFIG = TINY / "model_config.json"
+TINY_CHECKPOINT = TINY / "model.safetensors"
+SAME_S_CONFIG = Path(__file__).parent.parent / "models" / "same-s" / "model_config.json"
+GOLDEN_CASES = (0, 1, 2)
+TEST_WINDOWS = (1, 2)  # small windows keep the tiny exports quick; 2 still exercises window choice
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(TINY / "golden.npz") as g:
+        return {k: g[k] for k in g}
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    from same_edge_export import load_model
+
+    return load_model(TINY_CONFIG, TINY_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
+    """fp32 flatbuffers of both sides, converted once for the whole session."""
+    from same_edge_export.convert import convert_graph
+
+    return {side: convert_graph(tiny_model, side, TEST_WINDOWS) for side in ("encoder", "decoder")}
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory, tiny_model, tiny_float_graphs):
+    """Returns a function precision -> model directory, written once per precision."""
+    from same_edge_export.convert import write_model_dir
+
+    made: dict[str, Path] = {}
+
+    def make(precision: str) -> Path:
+        if precision not in made:
+            out = tmp_path_factory.mktemp(f"tiny-{precision}")
+            write_model_dir(tiny_model, dict(tiny_float_graphs), out, precision, TEST_WINDOWS,
+                            TINY_CONFIG, TINY_CHECKPOINT, progress=False)
+            made[precision] = out
+        return made[precision]
+
+    return make
+
+
+@pytest.fixture
+def tiny_copy(tmp_path) -> Path:
+    """A writable copy of the tiny fixture directory."""
+    dst = tmp_path / "same-tiny"
+    shutil.copytree(TINY, dst)
+    for f in dst.iterdir():
+        f.chmod(0o644)
+    return dst
+
+
+def rel_err(ref: np.ndarray, test: np.ndarray) -> float:
+    """max |ref - test| / max |ref|."""
+    return float(np.abs(ref - test).max() / np.abs(ref).max())
