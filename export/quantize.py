@@ -6,7 +6,9 @@ quantised graph is inspected: each FULLY_CONNECTED weight must carry the precisi
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 PRECISIONS = {
@@ -21,8 +23,15 @@ PRECISIONS = {
 _WEIGHT_TYPE = {"fp32": "FLOAT32", "w16a32": "FLOAT16", "w8a32": "INT8", "w8a8": "INT8", "w4a8": "INT4"}
 
 
-def recipe(precision: str) -> list[dict[str, Any]] | None:
-    """The ai-edge-quantizer recipe for ``precision``; None for fp32."""
+INT4_BLOCK = 32
+
+
+def recipe(precision: str, int8_layers: Sequence[str] = ()) -> list[dict[str, Any]] | None:
+    """The ai-edge-quantizer recipe for ``precision``; None for fp32.
+
+    ``int8_layers``: FULLY_CONNECTED output names that ``w4a8`` keeps in int8 channelwise because
+    their input width is not a multiple of the int4 block (only in small models; SAME-S has none).
+    """
     from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
 
     if precision not in PRECISIONS:
@@ -39,12 +48,15 @@ def recipe(precision: str) -> list[dict[str, Any]] | None:
         rm.add_dynamic_config(".*", ops, num_bits=8)
     elif precision == "w4a8":
         rm.add_dynamic_config(".*", ops, num_bits=4, granularity=qtyping.QuantGranularity.BLOCKWISE_32)
+        for name in int8_layers:  # the latest matching scope wins
+            rm.add_dynamic_config(f"^{re.escape(name)};$", ops, num_bits=8)  # scope: output names + ";"
     return rm.get_quantization_recipe()
 
 
 def quantize(float_model: bytes, precision: str) -> bytes:
     """Quantise a float ``.tflite`` flatbuffer to ``precision``."""
-    rp = recipe(precision)
+    int8_layers = [name for name, shape in _fully_connected(float_model) if shape[-1] % INT4_BLOCK]
+    rp = recipe(precision, int8_layers if precision == "w4a8" else ())
     if rp is None:
         return float_model
     from ai_edge_quantizer import quantizer
@@ -86,6 +98,25 @@ def inspect_ops(model: bytes) -> dict[str, Any]:
     return {"ops": dict(sorted(ops.items())), "custom_ops": custom, "fully_connected_weights": dict(fc_weights)}
 
 
+def _fully_connected(model: bytes) -> list[tuple[str, tuple[int, ...]]]:
+    """(output tensor name, weight shape) of every FULLY_CONNECTED op."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAsModel(model, 0)
+    fc = {i for i in range(m.OperatorCodesLength())
+          if max(m.OperatorCodes(i).BuiltinCode(), m.OperatorCodes(i).DeprecatedBuiltinCode())
+          == schema.BuiltinOperator.FULLY_CONNECTED}
+    out = []
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for o in range(sg.OperatorsLength()):
+            op = sg.Operators(o)
+            if op.OpcodeIndex() in fc:
+                w = sg.Tensors(op.Inputs(1))
+                out.append((sg.Tensors(op.Outputs(0)).Name().decode(), tuple(w.ShapeAsNumpy().tolist())))
+    return out
+
+
 def _producer(subgraph: Any, tensor: int) -> Any:
     for o in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(o)
@@ -95,11 +126,13 @@ def _producer(subgraph: Any, tensor: int) -> Any:
 
 
 def check_ops(report: dict[str, Any], precision: str, graph: str) -> None:
-    """Raise if the graph uses custom/Flex ops or a FULLY_CONNECTED weight escaped the precision."""
+    """Raise if the graph uses custom/Flex ops or a FULLY_CONNECTED weight escaped the precision
+    (w4a8 may keep block-misaligned layers in int8, never in float)."""
     if report["custom_ops"]:
         raise RuntimeError(f"{graph}: non-builtin ops {report['custom_ops']}")
     expected = _WEIGHT_TYPE[precision]
-    wrong = {k: v for k, v in report["fully_connected_weights"].items() if k != expected}
-    if wrong or not report["fully_connected_weights"]:
+    allowed = {expected, "INT8"} if precision == "w4a8" else {expected}
+    found = report["fully_connected_weights"]
+    if set(found) - allowed or found.get(expected, 0) == 0:
         raise RuntimeError(f"{graph}: {precision} expects every FULLY_CONNECTED weight in {expected}, found "
                            f"{report['fully_connected_weights']}")
