@@ -203,10 +203,12 @@ def write_model_dir(
     manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
     graphs, reports = {}, {}
     for side, data in tqdm(float_graphs.items(), desc=f"quantise to {precision}", disable=not progress, leave=False):
-        data = quantize(data, precision)
+        # Embed before quantising: the quantiser keeps metadata, and may store large models'
+        # weights past the flatbuffer, which a re-pack would not carry over.
+        data = quantize(embed_metadata(data, METADATA_KEY, json.dumps(manifest).encode()), precision)
         reports[side] = inspect_ops(data)
         check_ops(reports[side], precision, GRAPH_FILES[side])
-        graphs[side] = embed_metadata(data, METADATA_KEY, json.dumps(manifest).encode())
+        graphs[side] = data
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

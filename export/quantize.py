@@ -6,6 +6,7 @@ quantised graph is inspected: each FULLY_CONNECTED weight must carry the precisi
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -62,7 +63,13 @@ def quantize(float_model: bytes, precision: str) -> bytes:
     from ai_edge_quantizer import quantizer
 
     q = quantizer.Quantizer(bytearray(float_model), rp)
-    return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # shared weights are quantised once per signature, each time with a warning
+    try:
+        return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
+    finally:
+        root.setLevel(level)
 
 
 def inspect_ops(model: bytes) -> dict[str, Any]:

@@ -1,70 +1,157 @@
-"""Audio files in and out: any rate and layout soundfile reads, to the model's [C, T] float32."""
+"""Audio files in and out, block by block: any rate and layout soundfile reads, to the model's
+``[C, n]`` float32 at its sample rate, and back. Memory stays flat however long the file is."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
+
+from .atomic import publish, temp_beside
+
+BLOCK_SECONDS = 4.0  # file-to-file block length: big enough for the largest window, small in memory
 
 
 class AudioFileError(ValueError):
-    """An audio file cannot be read or is unusable."""
+    """An audio file cannot be read or written, or is unusable."""
+
+
+class AudioReader:
+    """Reads a file as ``[channels, n]`` float32 blocks at ``sample_rate`` Hz.
+
+    Integer formats are scaled to [-1, 1) by libsndfile; other rates are resampled with soxr's
+    streaming resampler (VHQ); mono is duplicated to every channel; more channels than the model
+    has are refused unless ``downmix`` (mean of all channels).
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int = 2, downmix: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise AudioFileError(f"input file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise AudioFileError(f"input file is empty: {self.path}")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            raise AudioFileError(f"cannot read {self.path}: {e}") from None
+        # libsndfile quietly shortens a cut-off WAV to what is there; its header log tells.
+        if re.search(r"^data\s*:\s*\d+ \(should be", self._file.extra_info, re.MULTILINE):
+            self._file.close()
+            raise AudioFileError(f"{self.path} is truncated: its header promises more audio than the file holds")
+        self.input_rate = self._file.samplerate
+        self.input_channels = self._file.channels
+        self.frames = self._file.frames  # at the input rate
+        if self.frames <= 0:
+            raise AudioFileError(f"{self.path} holds no samples")
+        if self.input_channels > channels and not downmix:
+            raise AudioFileError(f"{self.path} has {self.input_channels} channels; the model takes {channels} "
+                                 "(pass --downmix to mix down)")
+        self.sample_rate, self.channels = sample_rate, channels
+        self._resampler = (None if self.input_rate == sample_rate else
+                           soxr.ResampleStream(self.input_rate, sample_rate, channels, dtype="float32", quality="VHQ"))
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.input_rate
+
+    def _map_channels(self, block: np.ndarray) -> np.ndarray:
+        if block.shape[1] == self.channels:
+            return block
+        if block.shape[1] == 1:
+            return np.repeat(block, self.channels, axis=1)
+        return np.repeat(block.mean(axis=1, keepdims=True), self.channels, axis=1)
+
+    def blocks(self, seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+        """Yield ``[channels, n]`` float32 blocks at ``sample_rate``; the last one flushes the resampler."""
+        size = max(1, int(seconds * self.input_rate))
+        done = 0
+        try:
+            with self._file:
+                while True:
+                    block = self._file.read(size, dtype="float32", always_2d=True)
+                    done += block.shape[0]
+                    last = block.shape[0] < size or done >= self.frames
+                    if last and done < self.frames:
+                        raise AudioFileError(f"{self.path} is truncated: {done} of {self.frames} frames readable")
+                    if not np.isfinite(block).all():
+                        raise AudioFileError(f"{self.path} contains NaN or Inf samples")
+                    block = self._map_channels(block)
+                    if self._resampler is not None:
+                        block = self._resampler.resample_chunk(block, last=last)
+                    if block.shape[0]:
+                        yield np.ascontiguousarray(block.T, dtype=np.float32)
+                    if last:
+                        return
+        except sf.LibsndfileError as e:
+            raise AudioFileError(f"cannot read {self.path}: {e}") from None
+
+    def read_all(self) -> np.ndarray:
+        """The whole file as ``[channels, T]`` (for short files; long ones go through ``blocks``)."""
+        return np.concatenate(list(self.blocks()), axis=1)
 
 
 def read_audio(path: str | Path, sample_rate: int, channels: int = 2, downmix: bool = False) -> tuple[np.ndarray, int]:
-    """Read an audio file as ``[channels, T]`` float32 at ``sample_rate`` Hz.
+    """Read a whole file as ``[channels, T]`` float32 at ``sample_rate``; returns it and the file's rate."""
+    reader = AudioReader(path, sample_rate, channels, downmix)
+    return reader.read_all(), reader.input_rate
 
-    Integer formats are scaled to [-1, 1) by soundfile; other rates are resampled with soxr
-    (VHQ); mono is duplicated to every channel; more channels than the model has are refused
-    unless ``downmix``. Returns the audio and the file's original sample rate.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioFileError(f"input file not found: {path}")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioFileError(f"cannot read {path}: {e}") from None
-    if data.shape[0] == 0:
-        raise AudioFileError(f"{path} holds no samples")
-    if not np.isfinite(data).all():
-        raise AudioFileError(f"{path} contains NaN or Inf samples")
-    n_in = data.shape[1]
-    if n_in == 1:
-        data = np.repeat(data, channels, axis=1)
-    elif n_in != channels:
-        if not downmix:
-            raise AudioFileError(f"{path} has {n_in} channels; the model takes {channels} (pass --downmix to mix down)")
-        data = np.repeat(data.mean(axis=1, keepdims=True), channels, axis=1)
-    if rate != sample_rate:
-        import soxr
 
-        data = soxr.resample(data, rate, sample_rate, quality="VHQ").astype(np.float32)
-    return np.ascontiguousarray(data.T), rate
+class AudioWriter:
+    """Writes ``[C, n]`` float32 blocks to WAV (32-bit float) or FLAC (24-bit), atomically: the
+    file appears under its name only when ``close`` succeeds; on error nothing is left behind.
+    Optionally resamples from ``sample_rate`` to ``output_rate``. Counts samples beyond +-1 (kept
+    in float WAV, clipped in FLAC; never wrapped)."""
+
+    FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, output_rate: int | None = None) -> None:
+        self.path = Path(path)
+        fmt = self.FORMATS.get(self.path.suffix.lower())
+        if fmt is None:
+            raise AudioFileError(f"cannot write {self.path.name}: use a .wav or .flac output")
+        self.output_rate = output_rate or sample_rate
+        self._resampler = (None if self.output_rate == sample_rate else
+                           soxr.ResampleStream(sample_rate, self.output_rate, channels, dtype="float32", quality="VHQ"))
+        self._clip = fmt[0] == "FLAC"
+        self.over = 0
+        self.samples = 0
+        self._tmp = temp_beside(self.path)
+        self._file = sf.SoundFile(self._tmp, "w", self.output_rate, channels, subtype=fmt[1], format=fmt[0])
+
+    def write(self, block: np.ndarray, last: bool = False) -> None:
+        data = block.T
+        if self._resampler is not None:
+            data = self._resampler.resample_chunk(np.ascontiguousarray(data), last=last)
+        self.over += int(np.count_nonzero(np.abs(data) > 1.0))
+        self.samples += data.shape[0]
+        self._file.write(np.clip(data, -1.0, 1.0) if self._clip else data)
+
+    def close(self) -> None:
+        if self._resampler is not None:
+            self.write(np.zeros((self._file.channels, 0), np.float32), last=True)
+        self._file.close()
+        publish(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> int:
-    """Write ``[C, T]`` float32 audio atomically (temporary file, then rename).
-
-    WAV is written as 32-bit float, FLAC as 24-bit. Returns how many samples lie beyond +-1
-    (kept as they are in float WAV, clipped in FLAC: never wrapped).
-    """
-    path = Path(path)
-    fmt = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}.get(path.suffix.lower())
-    if fmt is None:
-        raise AudioFileError(f"cannot write {path.suffix or 'files without an extension'}: use .wav or .flac")
-    over = int(np.count_nonzero(np.abs(audio) > 1.0))
-    data = audio.T if fmt[0] == "WAV" else np.clip(audio.T, -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sample_rate, format=fmt[0], subtype=fmt[1])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return over
+    """Write ``[C, T]`` float32 audio atomically; returns how many samples lie beyond +-1."""
+    with AudioWriter(path, sample_rate, audio.shape[0]) as w:
+        w.write(audio)
+    return w.over

@@ -1,4 +1,8 @@
-"""The ``same-edge`` command line. Errors are one line on stderr and exit status 2; no traceback."""
+"""The ``same-edge`` command line.
+
+Files are processed block by block (memory does not grow with their length) and written
+atomically. Errors are one line on stderr and exit status 2, never a traceback or a partial file.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,22 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from .audio import AudioFileError, read_audio, write_audio
+from .audio import AudioFileError, AudioReader, AudioWriter
 from .codec import Codec
 from .latents import LatentFile, LatentFileError, load_latents, save_latents
 from .manifest import ModelDirError, read_manifest
+from .metrics import QualityMeter
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "demo"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "demo"
 EXPORT_HINT = "same-edge export needs the export extra: pip install 'same-edge[export]'"
+PROGRESS_MIN_SECONDS = 10.0
+DECODE_BLOCK_FRAMES = 64
 
 
 class CliError(Exception):
@@ -26,52 +35,149 @@ class CliError(Exception):
 def _load(args: argparse.Namespace) -> Codec:
     if args.model is None:
         if not (DEFAULT_MODEL / "manifest.json").is_file():
-            raise CliError("no --model given and no bundled demo model found; pass --model DIR (a `same-edge export` output)")
+            raise CliError("no --model given and no bundled demo model is installed; pass --model DIR "
+                           "(a directory written by `same-edge export`)")
         args.model = DEFAULT_MODEL
+    if args.threads is not None and args.threads < 1:
+        raise CliError("--threads must be at least 1")
     return Codec.load(args.model, threads=args.threads)
 
 
-def _snr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    err = float(np.sum((ref.astype(np.float64) - test) ** 2))
-    return float("inf") if err == 0 else 10 * np.log10(float(np.sum(ref.astype(np.float64) ** 2)) / err)
+def _progress(seconds: float, desc: str) -> tqdm:
+    return tqdm(total=round(seconds, 1), unit="s", desc=desc, disable=seconds < PROGRESS_MIN_SECONDS, leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+
+
+def _reader(args: argparse.Namespace, codec: Codec) -> AudioReader:
+    return AudioReader(args.input, codec.sample_rate, codec.channels, getattr(args, "downmix", False))
+
+
+def _encode_blocks(codec: Codec, reader: AudioReader, bar: tqdm) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(audio block, latents finished by it); the last item carries the flush."""
+    enc = codec.stream_encoder(largest_window=None)
+    for block in reader.blocks():
+        yield block, enc.push(block)
+        bar.update(block.shape[1] / codec.sample_rate)
+    yield np.zeros((codec.channels, 0), np.float32), enc.flush()
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
     codec = _load(args)
-    audio, _ = read_audio(args.input, codec.sample_rate, codec.channels, args.downmix)
-    z = codec.encode(audio)
-    save_latents(args.output, LatentFile(z, codec.sample_rate, audio.shape[1], codec.manifest.model_id))
-    print(f"{args.output}: {z.shape[1]} frames x {z.shape[0]} dims from {audio.shape[1] / codec.sample_rate:.2f} s")
+    reader = _reader(args, codec)
+    length, parts = 0, []
+    with _progress(reader.seconds, "encode") as bar:
+        for block, z in _encode_blocks(codec, reader, bar):
+            length += block.shape[1]
+            parts.append(z)
+    z = np.concatenate(parts, axis=1)
+    save_latents(args.output, LatentFile(z, codec.sample_rate, length, codec.manifest.model_id, reader.input_rate))
+    print(f"{args.output}: {z.shape[1]} frames x {z.shape[0]} dims from {length / codec.sample_rate:.2f} s of audio")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
     codec = _load(args)
     lf = load_latents(args.input)
     if lf.model_id != codec.manifest.model_id:
-        raise CliError(f"{args.input} was encoded by model {lf.model_id}, not by {args.model} ({codec.manifest.model_id})")
-    if lf.latents.shape[0] != codec.latent_dim:
-        raise CliError(f"{args.input} has {lf.latents.shape[0]}-dim latents; the model takes {codec.latent_dim}")
-    audio = codec.decode(lf.latents)[:, : lf.length]
-    over = write_audio(args.output, audio, codec.sample_rate)
-    _report_over(over)
-    print(f"{args.output}: {audio.shape[1] / codec.sample_rate:.2f} s")
+        raise CliError(f"{args.input} was encoded by another model ({lf.model_id}); {args.model} is {codec.manifest.model_id}")
+    frames = lf.latents.shape[1]
+    if lf.latents.shape[0] != codec.latent_dim or not (frames - 1) * codec.hop < lf.length <= frames * codec.hop:
+        raise CliError(f"{args.input} holds {lf.latents.shape[0]} x {frames} latents for {lf.length} samples, "
+                       f"which this model ({codec.latent_dim}-dim, hop {codec.hop}) cannot have produced")
+    dec = codec.stream_decoder(largest_window=None)
+    remaining = lf.length
+    out_rate = lf.source_rate if args.keep_rate else codec.sample_rate
+    with AudioWriter(args.output, codec.sample_rate, codec.channels, out_rate) as writer, \
+            _progress(lf.length / codec.sample_rate, "decode") as bar:
+        for start in range(0, frames + 1, DECODE_BLOCK_FRAMES):
+            block = lf.latents[:, start : start + DECODE_BLOCK_FRAMES]
+            y = dec.push(np.ascontiguousarray(block)) if block.shape[1] else np.zeros((codec.channels, 0), np.float32)
+            if start + DECODE_BLOCK_FRAMES > frames:
+                y = np.concatenate([y, dec.flush()], axis=1)
+            y = y[:, :remaining]
+            remaining -= y.shape[1]
+            writer.write(y)
+            bar.update(y.shape[1] / codec.sample_rate)
+    _report_over(writer.over)
+    print(f"{args.output}: {lf.length / codec.sample_rate:.2f} s at {out_rate} Hz")
 
 
 def cmd_roundtrip(args: argparse.Namespace) -> None:
     codec = _load(args)
-    audio, _ = read_audio(args.input, codec.sample_rate, codec.channels, args.downmix)
+    reader = _reader(args, codec)
+    dec = codec.stream_decoder(largest_window=None)
+    meter = QualityMeter(codec.sample_rate)
+    pending: list[np.ndarray] = []  # input not yet matched by output: bounded by the codec's latency
+    total = emitted = 0
     t0 = time.perf_counter()
-    y = codec.decode(codec.encode(audio))[:, : audio.shape[1]]
+    out_rate = reader.input_rate if args.keep_rate else codec.sample_rate
+    with AudioWriter(args.output, codec.sample_rate, codec.channels, out_rate) as writer, \
+            _progress(reader.seconds, "roundtrip") as bar:
+        for block, z in _encode_blocks(codec, reader, bar):
+            total += block.shape[1]
+            pending.append(block)
+            y = dec.push(z)
+            if not block.shape[1]:  # the encoder's flush came: finish the decoder too
+                y = np.concatenate([y, dec.flush()], axis=1)
+            y = y[:, : total - emitted]  # decoding covers whole frames; the input ends mid-frame
+            emitted += y.shape[1]
+            ref = np.concatenate(pending, axis=1)
+            meter.update(ref[:, : y.shape[1]], y)
+            pending = [ref[:, y.shape[1] :]]
+            writer.write(y)
     seconds = time.perf_counter() - t0
-    over = write_audio(args.output, y, codec.sample_rate)
-    _report_over(over)
-    dur = audio.shape[1] / codec.sample_rate
-    print(f"{args.output}: {dur:.2f} s, SNR {_snr_db(audio, y):.2f} dB, {dur / seconds:.1f}x real time (encode+decode)")
+    _report_over(writer.over)
+    q = meter.result()
+    dur = total / codec.sample_rate
+
+    def db(v: float | None) -> str:
+        return "n/a (silent input)" if v is None else f"{v:.2f} dB"
+
+    print(f"{args.output}: {dur:.2f} s; SNR {db(q['snr_db'])}, SI-SDR {db(q['si_sdr_db'])}, "
+          f"mel distance {q['mel_distance']:.4f}; {dur / seconds:.1f}x real time (encode + decode)")
+
+
+def cmd_stream(args: argparse.Namespace) -> None:
+    codec = _load(args)
+    reader = _reader(args, codec)
+    block = args.block or codec.hop
+    enc, dec = codec.stream_encoder(), codec.stream_decoder()
+    budget = block / codec.sample_rate
+    compute, late, total = [], 0, 0
+    with AudioWriter(args.output, codec.sample_rate, codec.channels) as writer:
+        for piece in _rechunk(reader.blocks(), block):
+            t0 = time.perf_counter()
+            y = dec.push(enc.push(piece))
+            dt = time.perf_counter() - t0
+            compute.append(dt)
+            late += dt > budget
+            total += piece.shape[1]
+            writer.write(y)
+        y = np.concatenate([dec.push(enc.flush()), dec.flush()], axis=1)
+        writer.write(y[:, : max(0, total - writer.samples)])
+    ms = np.array(compute) * 1e3
+    print(f"{args.output}: {total / codec.sample_rate:.2f} s streamed in {len(ms)} blocks of {block} samples "
+          f"({budget * 1e3:.1f} ms each)")
+    print(f"compute per block: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+          f"max {ms.max():.1f} ms; {late} block(s) slower than real time")
+    lat = enc.latency_samples + dec.latency_samples
+    print(f"algorithmic latency: encoder {enc.latency_samples / codec.sample_rate * 1e3:.0f} ms + decoder "
+          f"{dec.latency_samples / codec.sample_rate * 1e3:.0f} ms = {lat / codec.sample_rate * 1e3:.0f} ms")
+
+
+def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    buf = np.zeros((0, 0), np.float32)
+    for b in blocks:
+        buf = b if buf.size == 0 else np.concatenate([buf, b], axis=1)
+        while buf.shape[1] >= size:
+            yield buf[:, :size]
+            buf = buf[:, size:]
+    if buf.size:
+        yield buf
 
 
 def _report_over(over: int) -> None:
     if over:
-        print(f"warning: {over} output samples lie beyond +-1", file=sys.stderr)
+        print(f"warning: {over} output samples lie beyond +-1 (kept in float WAV, clipped in FLAC)", file=sys.stderr)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -101,8 +207,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     fidelity_audio, source = None, "synthetic music (same_edge_export.music, 12 s)"
     if args.fidelity_audio:
-        manifest_rate = 44100
-        fidelity_audio, _ = read_audio(args.fidelity_audio, manifest_rate)
+        fidelity_audio = AudioReader(args.fidelity_audio, 44100).read_all()
         source = str(args.fidelity_audio)
     try:
         manifest = export(args.config, args.checkpoint, args.out, args.precision, args.windows,
@@ -123,25 +228,28 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", type=Path, default=None, help="model directory (default: the bundled demo model)")
         sp.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT (default: LiteRT's choice)")
 
+    def io(sp: argparse.ArgumentParser, downmix: bool = True, keep_rate: bool = True) -> None:
+        sp.add_argument("input", type=Path)
+        sp.add_argument("output", type=Path)
+        if downmix:
+            sp.add_argument("--downmix", action="store_true", help="mix more than two channels down")
+        if keep_rate:
+            sp.add_argument("--keep-rate", action="store_true", help="write at the input's sample rate, not 44.1 kHz")
+        model_opts(sp)
+
     sp = sub.add_parser("encode", help="audio file -> latent file (.npz)")
-    sp.add_argument("input", type=Path)
-    sp.add_argument("output", type=Path)
-    sp.add_argument("--downmix", action="store_true", help="mix more than two channels down")
-    model_opts(sp)
+    io(sp, keep_rate=False)
     sp.set_defaults(func=cmd_encode)
-
-    sp = sub.add_parser("decode", help="latent file (.npz) -> audio file (.wav/.flac)")
-    sp.add_argument("input", type=Path)
-    sp.add_argument("output", type=Path)
-    model_opts(sp)
+    sp = sub.add_parser("decode", help="latent file (.npz) -> audio file (.wav or .flac)")
+    io(sp, downmix=False)
     sp.set_defaults(func=cmd_decode)
-
-    sp = sub.add_parser("roundtrip", help="encode then decode an audio file; print the quality")
-    sp.add_argument("input", type=Path)
-    sp.add_argument("output", type=Path)
-    sp.add_argument("--downmix", action="store_true")
-    model_opts(sp)
+    sp = sub.add_parser("roundtrip", help="encode then decode an audio file; print SNR, SI-SDR and mel distance")
+    io(sp)
     sp.set_defaults(func=cmd_roundtrip)
+    sp = sub.add_parser("stream", help="play a file through the streaming API in real-time-sized blocks; report timing")
+    io(sp, keep_rate=False)
+    sp.add_argument("--block", type=int, default=None, help="samples per pushed block (default: one hop, 4096)")
+    sp.set_defaults(func=cmd_stream)
 
     sp = sub.add_parser("info", help="describe a model directory")
     sp.add_argument("model_dir", type=Path)
@@ -167,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, AudioFileError, LatentFileError, ModelDirError, ValueError, OSError) as e:
-        print(f"same-edge: error: {e}", file=sys.stderr)
+        print(f"same-edge: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("same-edge: interrupted", file=sys.stderr)

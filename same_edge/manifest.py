@@ -109,8 +109,10 @@ def read_embedded_manifest(tflite_path: str | Path) -> dict[str, Any] | None:
         for i in range(model.MetadataLength()):
             entry = model.Metadata(i)
             if entry.Name() is not None and entry.Name().decode() == METADATA_KEY:
-                data = model.Buffers(entry.Buffer()).DataAsNumpy()
-                return json.loads(bytes(data).decode())
+                buffer = model.Buffers(entry.Buffer())
+                if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
+                    return json.loads(buf[buffer.Offset() : buffer.Offset() + buffer.Size()].decode())
+                return json.loads(bytes(buffer.DataAsNumpy()).decode())
     except Exception as e:  # a damaged flatbuffer raises anything from struct.error to IndexError
         raise ModelDirError(f"{tflite_path} is not a readable .tflite file ({e})") from None
     return None

@@ -4,8 +4,9 @@ import json
 
 import pytest
 import torch
-from conftest import SAME_S_CONFIG, TINY_CHECKPOINT, TINY_CONFIG
 from safetensors.torch import load_file, save_file
+
+from conftest import SAME_S_CONFIG, TINY_CHECKPOINT, TINY_CONFIG
 from same_edge_export import CheckpointError, ConfigError, UnsupportedConfigError, load_config, load_model
 from same_edge_export.checkpoint import official_state_dict
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from conftest import GOLDEN_CASES, TEST_WINDOWS, TINY_CHECKPOINT, TINY_CONFIG, rel_err
 from same_edge import Codec
 from same_edge.manifest import METADATA_KEY, read_embedded_manifest, read_manifest

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from conftest import GOLDEN_CASES, SAME_S_CONFIG, rel_err
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from conftest import rel_err
 from same_edge import Codec
 

@@ -1,0 +1,181 @@
+"""The same-edge command line on real files: formats, rates, channels, latent files, and every
+kind of bad input (one clear line, exit status 2, no output file left behind)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from same_edge.cli import main
+from same_edge.latents import load_latents
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def model(export_dir):
+    return str(export_dir("fp32"))
+
+
+def _music(seconds=2.0, sr=SR, channels=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = 0.3 * np.sign(np.sin(2 * np.pi * 220 * t)) * np.exp(-(t % 0.5) * 6) + 0.05 * rng.normal(size=t.size)
+    return np.stack([x * (0.8 + 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def _run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _assert_clean_failure(rc, err, out_dir, match):
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("same-edge: error: ") and match in lines[0], err
+    assert "Traceback" not in err
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(".") or p.name.startswith("out")] == []
+
+
+def test_roundtrip_writes_audio_of_the_input_length_and_reports_quality(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.wav", _music(3.0), SR, subtype="PCM_16")
+    rc, out, _ = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "rt.wav", "--model", model)
+    assert rc == 0
+    y, sr = sf.read(tmp_path / "rt.wav", dtype="float32")
+    assert sr == SR and y.shape == (3 * SR, 2)
+    assert "SNR" in out and "SI-SDR" in out and "mel distance" in out and "x real time" in out
+
+
+def test_encode_decode_round_trip_through_a_latent_file_restores_the_exact_length(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.flac", _music(1.234), SR)
+    assert _run(capsys, "encode", tmp_path / "in.flac", tmp_path / "z.npz", "--model", model)[0] == 0
+    lf = load_latents(tmp_path / "z.npz")
+    n = int(1.234 * SR)
+    assert lf.latents.shape == (8, -(-n // 4096)) and lf.length == n and lf.sample_rate == SR
+    assert _run(capsys, "decode", tmp_path / "z.npz", tmp_path / "y.flac", "--model", model)[0] == 0
+    assert sf.info(tmp_path / "y.flac").frames == n
+
+
+def test_other_rates_are_resampled_and_keep_rate_writes_back_at_the_input_rate(tmp_path, capsys, model):
+    sf.write(tmp_path / "in48.wav", _music(2.0, sr=48000), 48000)
+    assert _run(capsys, "roundtrip", tmp_path / "in48.wav", tmp_path / "a.wav", "--model", model)[0] == 0
+    assert sf.info(tmp_path / "a.wav").samplerate == SR
+    assert abs(sf.info(tmp_path / "a.wav").frames - 2 * SR) <= 1
+    assert _run(capsys, "roundtrip", tmp_path / "in48.wav", tmp_path / "b.wav", "--keep-rate", "--model", model)[0] == 0
+    info = sf.info(tmp_path / "b.wav")
+    assert info.samplerate == 48000 and abs(info.frames - 96000) <= 2
+
+
+def test_mono_is_duplicated_and_integer_pcm_is_scaled(tmp_path, capsys, model):
+    from same_edge.audio import read_audio
+
+    sf.write(tmp_path / "mono.wav", np.full((1000, 1), 0.5, np.float32), SR, subtype="PCM_16")
+    audio, rate = read_audio(tmp_path / "mono.wav", SR)
+    assert rate == SR and audio.shape == (2, 1000) and np.allclose(audio, 0.5, atol=1e-4)
+    assert _run(capsys, "roundtrip", tmp_path / "mono.wav", tmp_path / "m.wav", "--model", model)[0] == 0
+
+
+def test_more_than_two_channels_needs_downmix(tmp_path, capsys, model):
+    sf.write(tmp_path / "quad.wav", _music(1.0, channels=4), SR)
+    rc, _, err = _run(capsys, "roundtrip", tmp_path / "quad.wav", tmp_path / "out.wav", "--model", model)
+    _assert_clean_failure(rc, err, tmp_path, "--downmix")
+    assert _run(capsys, "roundtrip", tmp_path / "quad.wav", tmp_path / "d.wav", "--downmix", "--model", model)[0] == 0
+
+
+def test_silence_and_a_single_sample_are_valid_input(tmp_path, capsys, model):
+    sf.write(tmp_path / "silence.wav", np.zeros((SR, 2), np.float32), SR)
+    rc, out, _ = _run(capsys, "roundtrip", tmp_path / "silence.wav", tmp_path / "s.wav", "--model", model)
+    assert rc == 0 and "n/a (silent input)" in out
+    sf.write(tmp_path / "one.wav", np.full((1, 2), 0.25, np.float32), SR)
+    assert _run(capsys, "roundtrip", tmp_path / "one.wav", tmp_path / "o.wav", "--model", model)[0] == 0
+    assert sf.info(tmp_path / "o.wav").frames == 1
+
+
+def test_stream_reports_block_timing_and_latency(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.wav", _music(2.0), SR)
+    rc, out, _ = _run(capsys, "stream", tmp_path / "in.wav", tmp_path / "st.wav", "--model", model)
+    assert rc == 0 and "p99" in out and "slower than real time" in out and "algorithmic latency" in out
+    assert sf.info(tmp_path / "st.wav").frames == 2 * SR
+
+
+def test_info_prints_the_manifest(capsys, model):
+    rc, out, _ = _run(capsys, "info", model, "--json")
+    assert rc == 0 and json.loads(out)["model"]["hop"] == 4096
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "truncated", "text", "nan", "bad_output_ext"])
+def test_bad_audio_input_fails_cleanly(tmp_path, capsys, model, case):
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    if case == "empty":
+        src.write_bytes(b"")
+    elif case == "corrupt":
+        src.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + os.urandom(200))
+    elif case == "truncated":
+        sf.write(src, _music(1.0), SR, subtype="PCM_16")
+        data = src.read_bytes()
+        src.write_bytes(data[: len(data) // 2])
+    elif case == "text":
+        src = tmp_path / "in.txt"
+        src.write_text("not audio at all\n" * 100)
+    elif case == "nan":
+        x = _music(0.5)
+        x[100, 0] = np.nan
+        sf.write(src, x, SR, subtype="FLOAT")
+    elif case == "bad_output_ext":
+        sf.write(src, _music(0.5), SR)
+        dst = tmp_path / "out.mp3"
+    rc, _, err = _run(capsys, "roundtrip", src, dst, "--model", model)
+    _assert_clean_failure(rc, err, tmp_path, "")
+    assert not dst.exists()
+
+
+def test_latent_file_from_another_model_or_corrupt_is_refused(tmp_path, capsys, model, export_dir):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    assert _run(capsys, "encode", tmp_path / "in.wav", tmp_path / "z.npz", "--model", model)[0] == 0
+    z = dict(np.load(tmp_path / "z.npz"))
+    z["model_id"] = np.str_("0123456789abcdef-0123456789abcdef")
+    np.savez(tmp_path / "other.npz", **z)
+    rc, _, err = _run(capsys, "decode", tmp_path / "other.npz", tmp_path / "out.wav", "--model", model)
+    _assert_clean_failure(rc, err, tmp_path, "encoded by another model")
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not a zip")
+    rc, _, err = _run(capsys, "decode", tmp_path / "bad.npz", tmp_path / "out.wav", "--model", model)
+    _assert_clean_failure(rc, err, tmp_path, "not a same-edge latent file")
+
+
+def test_broken_model_directory_is_refused(tmp_path, capsys, model):
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    (broken / "decoder.tflite").unlink()
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    rc, _, err = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav", "--model", broken)
+    _assert_clean_failure(rc, err, tmp_path, "missing decoder.tflite")
+    shutil.copy(broken / "encoder.tflite", broken / "decoder.tflite")  # a mismatched graph
+    rc, _, err = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav", "--model", broken)
+    _assert_clean_failure(rc, err, tmp_path, "does not match the manifest")
+
+
+def _peak_rss_mb(argv):
+    proc = subprocess.Popen([sys.executable, "-m", "same_edge.cli", *map(str, argv)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+    return usage.ru_maxrss / 1024
+
+
+def test_peak_memory_does_not_grow_with_file_length(tmp_path, model):
+    """File to file, a 10x longer file must not use more memory (CI-sized: 30 s against 300 s)."""
+    rng = np.random.default_rng(0)
+    for name, seconds in (("short", 30), ("long", 300)):
+        with sf.SoundFile(tmp_path / f"{name}.wav", "w", SR, 2, subtype="PCM_16") as f:
+            for _ in range(seconds // 10):
+                f.write((0.1 * rng.normal(size=(10 * SR, 2))).astype(np.float32))
+    short = _peak_rss_mb(["roundtrip", tmp_path / "short.wav", tmp_path / "s.wav", "--model", model])
+    long = _peak_rss_mb(["roundtrip", tmp_path / "long.wav", tmp_path / "l.wav", "--model", model])
+    assert long < short + 25, f"peak RSS {short:.0f} MB for 30 s, {long:.0f} MB for 300 s"
