@@ -23,7 +23,8 @@ demo: $(BIN)/.installed
 	$(BIN)/same-edge roundtrip build/music.wav build/music-tiny-roundtrip.wav --model build/tiny-fp32
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check same_edge export tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export tests benchmarks
