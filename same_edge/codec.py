@@ -30,7 +30,12 @@ def _check_array(x: np.ndarray, rows: int, what: str) -> np.ndarray:
 class _Stream:
     """Shared bookkeeping: pending input, carried state, window choice."""
 
-    def __init__(self, codec: Codec, side: str, largest_window: int | None) -> None:
+    def __init__(self, codec: Codec, side: str, largest_window: int | None, rows: tuple[int, int], what: str,
+                 unit: int) -> None:
+        self._rows_in, self._rows_out = rows
+        self._what = what  # name of the input, for error messages
+        self._unit = unit  # input columns per attention chunk
+        self._out_total = 0
         self._codec = codec
         self._graph = codec._graphs[side]
         info = codec.manifest.graph(side)
@@ -49,6 +54,24 @@ class _Stream:
         self._pending = [rest] if rest.shape[1] else []
         self._pending_len = rest.shape[1]
         return head
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Add input columns (audio ``[C, n]`` or latents ``[latent_dim, k]``, float32, any count);
+        return the output that is now final."""
+        x = _check_array(x, self._rows_in, self._what)
+        if x.shape[1]:
+            self._pending.append(x)
+            self._pending_len += x.shape[1]
+            self._in_total += x.shape[1]
+        return self._emit(self._run(self._pending_len // self._unit))
+
+    def _emit(self, out: list[np.ndarray]) -> np.ndarray:
+        y = np.concatenate(out, axis=1) if out else np.zeros((self._rows_out, 0), np.float32)
+        self._out_total += y.shape[1]
+        return y
+
+    def _run(self, chunks: int) -> list[np.ndarray]:
+        raise NotImplementedError
 
     def _plan(self, chunks: int) -> list[int]:
         """Window sizes covering ``chunks`` chunks, largest first."""
@@ -73,9 +96,9 @@ class StreamEncoder(_Stream):
     """
 
     def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
-        super().__init__(codec, "encoder", largest_window)
-        self._skip = codec.manifest.graph("encoder")["start_skip_frames"]
-        self._out_total = 0
+        m = codec.manifest
+        super().__init__(codec, "encoder", largest_window, (m.channels, m.latent_dim), "audio", m.chunk_samples)
+        self._skip = m.graph("encoder")["start_skip_frames"]
 
     @property
     def latency_samples(self) -> int:
@@ -95,21 +118,6 @@ class StreamEncoder(_Stream):
                 lat, self._skip = lat[:, self._skip :], 0
             out.append(lat)
         return out
-
-    def push(self, audio: np.ndarray) -> np.ndarray:
-        m = self._codec.manifest
-        audio = _check_array(audio, m.channels, "audio")
-        if audio.shape[1]:
-            self._pending.append(audio)
-            self._pending_len += audio.shape[1]
-            self._in_total += audio.shape[1]
-        out = self._run(self._pending_len // m.chunk_samples)
-        return self._emit(out)
-
-    def _emit(self, out: list[np.ndarray]) -> np.ndarray:
-        lat = np.concatenate(out, axis=1) if out else np.zeros((self._codec.latent_dim, 0), np.float32)
-        self._out_total += lat.shape[1]
-        return lat
 
     def flush(self) -> np.ndarray:
         """Finish the stream: the remaining frames up to ceil(total samples / hop)."""
@@ -137,11 +145,11 @@ class StreamDecoder(_Stream):
     """
 
     def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
-        super().__init__(codec, "decoder", largest_window)
-        info = codec.manifest.graph("decoder")
+        m = codec.manifest
+        super().__init__(codec, "decoder", largest_window, (m.latent_dim, m.channels), "latents", m.frames_per_chunk)
+        info = m.graph("decoder")
         self._context = np.zeros(info["context_shape"], np.float32)
         self._skip = info["start_skip_samples"]
-        self._out_total = 0
 
     @property
     def latency_samples(self) -> int:
@@ -167,20 +175,6 @@ class StreamDecoder(_Stream):
             out.append(audio)
         return out
 
-    def _emit(self, out: list[np.ndarray]) -> np.ndarray:
-        audio = np.concatenate(out, axis=1) if out else np.zeros((self._codec.channels, 0), np.float32)
-        self._out_total += audio.shape[1]
-        return audio
-
-    def push(self, latents: np.ndarray) -> np.ndarray:
-        m = self._codec.manifest
-        latents = _check_array(latents, m.latent_dim, "latents")
-        if latents.shape[1]:
-            self._pending.append(latents)
-            self._pending_len += latents.shape[1]
-            self._in_total += latents.shape[1]
-        return self._emit(self._run(self._pending_len // m.frames_per_chunk))
-
     def flush(self) -> np.ndarray:
         """Finish the stream: the remaining audio up to L * hop samples."""
         m = self._codec.manifest
@@ -192,7 +186,6 @@ class StreamDecoder(_Stream):
             real = self._pending_len
             self._pending.append(np.zeros((m.latent_dim, m.frames_per_chunk - real), np.float32))
             self._pending_len = m.frames_per_chunk
-            self._windows = self._windows[:1]
             out = self._run(1, keep_last=real)
         out.append(self._graph["decode_flush"](state=self._state, context=self._context)["audio"])
         audio = np.concatenate(out, axis=1)
