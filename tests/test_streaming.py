@@ -100,3 +100,20 @@ def test_streams_emit_frames_within_their_latency(codec):
 def test_empty_streams_flush_to_nothing(codec):
     assert codec.stream_encoder().flush().shape == (8, 0)
     assert codec.stream_decoder().flush().shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "bad", "message"),
+    [
+        ("encode", np.zeros((1, 100), np.float32), r"shape \[2, N\]"),
+        ("encode", np.zeros((2, 100), np.float64), "float32"),
+        ("encode", np.zeros((100, 2), np.float32), r"shape \[2, N\]"),
+        ("encode", np.full((2, 100), np.nan, np.float32), "NaN or Inf"),
+        ("decode", np.zeros((7, 3), np.float32), r"shape \[8, N\]"),
+        ("decode", np.full((8, 3), np.inf, np.float32), "NaN or Inf"),
+        ("encode", [[0.0] * 10] * 2, "numpy array"),
+    ],
+)
+def test_bad_arrays_are_refused_with_a_clear_message(codec, call, bad, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(codec, call)(bad)
