@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from same_edge.graph import stderr_silenced
 from same_edge.manifest import FORMAT, GRAPH_FILES, MANIFEST_NAME, METADATA_KEY
 
 from .checkpoint import load_model, sha256_file
@@ -39,8 +40,9 @@ def signature_names(side: str, windows: Sequence[int]) -> list[str]:
 
 def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int]) -> bytes:
     """fp32 ``.tflite`` flatbuffer of one side, one signature per window plus the flush."""
-    import litert_torch
-    from litert_torch import progress as litert_progress
+    with stderr_silenced():  # its import logs torchao and pytree notices on fd 2
+        import litert_torch
+        from litert_torch import progress as litert_progress
 
     litert_progress.console.quiet = True  # our own progress bar reports the stages
     window, flush = graph_modules(model)[side]
@@ -49,7 +51,7 @@ def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int]) -> 
         module = flush if name.endswith("flush") else window
         kwargs = signature_inputs(model, name)
         converter = (litert_torch if converter is None else converter).signature(name, module, sample_kwargs=kwargs)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), stderr_silenced():
         warnings.simplefilter("ignore")
         path = Path(tmp) / "graph.tflite"
         converter.convert().export(str(path))
@@ -202,7 +204,7 @@ def write_model_dir(
     out_dir = Path(out_dir)
     manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
     graphs, reports = {}, {}
-    for side, data in tqdm(float_graphs.items(), desc=f"quantise to {precision}", disable=not progress, leave=False):
+    for side, data in float_graphs.items():
         # Embed before quantising: the quantiser keeps metadata, and may store large models'
         # weights past the flatbuffer, which a re-pack would not carry over.
         data = quantize(embed_metadata(data, METADATA_KEY, json.dumps(manifest).encode()), precision)

@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from same_edge.graph import stderr_silenced
+
 PRECISIONS = {
     "fp32": "float32 weights and activations",
     "w16a32": "float16 weights, float32 compute",
@@ -67,7 +69,8 @@ def quantize(float_model: bytes, precision: str) -> bytes:
     level = root.level
     root.setLevel(logging.ERROR)  # shared weights are quantised once per signature, each time with a warning
     try:
-        return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
+        with stderr_silenced():  # the quantiser draws progress bars of its own
+            return bytes(q.quantize(enable_progress_bar=False, enable_progress_report=False).quantized_model)
     finally:
         root.setLevel(level)
 

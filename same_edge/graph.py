@@ -7,10 +7,30 @@ copies inputs in, invokes, and copies outputs out.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """Silence file descriptor 2 for a while: LiteRT's C++ side logs there ("Created TensorFlow
+    Lite XNNPACK delegate", op counts). Errors still reach Python as exception messages."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class Signature:
@@ -43,10 +63,11 @@ class Graph:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         try:
-            self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+            with stderr_silenced():
+                self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+                self.signatures = {key: Signature(self._interpreter, key) for key in self._interpreter.get_signature_list()}
         except (ValueError, RuntimeError) as e:
-            raise ValueError(f"{self.path} could not be loaded by LiteRT ({e})") from None
-        self.signatures = {key: Signature(self._interpreter, key) for key in self._interpreter.get_signature_list()}
+            raise ValueError(f"{self.path} could not be loaded by LiteRT ({str(e).strip()})") from None
 
     def __getitem__(self, key: str) -> Signature:
         try:
