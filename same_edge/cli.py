@@ -21,11 +21,13 @@ from .codec import Codec
 from .latents import LatentFile, LatentFileError, load_latents, save_latents
 from .manifest import ModelDirError, read_manifest
 from .metrics import QualityMeter
+from .models import DEMO_MODEL_DIR
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "demo"
+DEFAULT_MODEL = DEMO_MODEL_DIR
 EXPORT_HINT = "same-edge export needs the export extra: pip install 'same-edge[export]'"
 PROGRESS_MIN_SECONDS = 10.0
 DECODE_BLOCK_FRAMES = 64
+DEMO_CLIP = "clip.flac"
 
 
 class CliError(Exception):
@@ -136,32 +138,81 @@ def cmd_roundtrip(args: argparse.Namespace) -> None:
           f"mel distance {q['mel_distance']:.4f}; {dur / seconds:.1f}x real time (encode + decode)")
 
 
+def _stream_through(codec: Codec, reader: AudioReader, writer: AudioWriter, block: int,
+                    meter: QualityMeter | None = None) -> dict[str, float]:
+    """Push ``block``-sample pieces through a stream encoder and decoder (the smallest windows),
+    as a live app would; write the output; return timing (seconds per block) and counts."""
+    enc, dec = codec.stream_encoder(), codec.stream_decoder()
+    compute: list[float] = []
+    pending: list[np.ndarray] = []
+    total = 0
+
+    def emit(y: np.ndarray) -> None:
+        y = y[:, : total - writer.samples]  # decoding covers whole frames; the input ends mid-frame
+        if meter is not None:
+            ref = np.concatenate(pending, axis=1)
+            meter.update(ref[:, : y.shape[1]], y)
+            pending[:] = [ref[:, y.shape[1] :]]
+        writer.write(y)
+
+    for piece in _rechunk(reader.blocks(), block):
+        total += piece.shape[1]
+        pending.append(piece)
+        t0 = time.perf_counter()
+        y = dec.push(enc.push(piece))
+        compute.append(time.perf_counter() - t0)
+        emit(y)
+    emit(np.concatenate([dec.push(enc.flush()), dec.flush()], axis=1))
+    return {"blocks": len(compute), "samples": total, "compute": compute,
+            "latency_samples": enc.latency_samples + dec.latency_samples}
+
+
+def _print_stream_report(codec: Codec, stats: dict, block: int) -> None:
+    ms = np.array(stats["compute"]) * 1e3
+    budget = block / codec.sample_rate * 1e3
+    audio_s = stats["samples"] / codec.sample_rate
+    print(f"streamed {audio_s:.2f} s in {stats['blocks']} blocks of {block} samples ({budget:.1f} ms each): "
+          f"{audio_s / (ms.sum() / 1e3):.1f}x real time")
+    print(f"compute per block: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+          f"max {ms.max():.1f} ms; {int((ms > budget).sum())} block(s) slower than real time")
+    lat = stats["latency_samples"] / codec.sample_rate * 1e3
+    print(f"algorithmic latency: {lat / 2:.0f} ms encoder + {lat / 2:.0f} ms decoder = {lat:.0f} ms")
+
+
 def cmd_stream(args: argparse.Namespace) -> None:
     codec = _load(args)
     reader = _reader(args, codec)
     block = args.block or codec.hop
-    enc, dec = codec.stream_encoder(), codec.stream_decoder()
-    budget = block / codec.sample_rate
-    compute, late, total = [], 0, 0
+    if block < 1:
+        raise CliError("--block must be at least 1 sample")
     with AudioWriter(args.output, codec.sample_rate, codec.channels) as writer:
-        for piece in _rechunk(reader.blocks(), block):
-            t0 = time.perf_counter()
-            y = dec.push(enc.push(piece))
-            dt = time.perf_counter() - t0
-            compute.append(dt)
-            late += dt > budget
-            total += piece.shape[1]
-            writer.write(y)
-        y = np.concatenate([dec.push(enc.flush()), dec.flush()], axis=1)
-        writer.write(y[:, : max(0, total - writer.samples)])
-    ms = np.array(compute) * 1e3
-    print(f"{args.output}: {total / codec.sample_rate:.2f} s streamed in {len(ms)} blocks of {block} samples "
-          f"({budget * 1e3:.1f} ms each)")
-    print(f"compute per block: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
-          f"max {ms.max():.1f} ms; {late} block(s) slower than real time")
-    lat = enc.latency_samples + dec.latency_samples
-    print(f"algorithmic latency: encoder {enc.latency_samples / codec.sample_rate * 1e3:.0f} ms + decoder "
-          f"{dec.latency_samples / codec.sample_rate * 1e3:.0f} ms = {lat / codec.sample_rate * 1e3:.0f} ms")
+        stats = _stream_through(codec, reader, writer, block)
+    print(f"{args.output}: {stats['samples'] / codec.sample_rate:.2f} s")
+    _print_stream_report(codec, stats, block)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    codec = _load(args)
+    clip = Path(codec.model_dir) / DEMO_CLIP
+    if not clip.is_file():
+        raise CliError(f"{codec.model_dir} has no demo clip ({DEMO_CLIP}); pass a model directory that bundles one")
+    reader = AudioReader(clip, codec.sample_rate, codec.channels)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    meter = QualityMeter(codec.sample_rate)
+    with AudioWriter(out / "reconstruction.wav", codec.sample_rate, codec.channels) as writer:
+        stats = _stream_through(codec, reader, writer, codec.hop, meter)
+    from .spectrogram import save_comparison
+
+    original = AudioReader(clip, codec.sample_rate, codec.channels).read_all()
+    rebuilt = AudioReader(out / "reconstruction.wav", codec.sample_rate, codec.channels).read_all()
+    save_comparison(out / "spectrograms.png", original, rebuilt, codec.sample_rate)
+    q = meter.result()
+    print(f"model: {codec.model_dir} ({codec.manifest.precision}); clip: {clip.name}")
+    _print_stream_report(codec, stats, codec.hop)
+    print(f"quality vs the clip: SNR {q['snr_db']:.2f} dB, SI-SDR {q['si_sdr_db']:.2f} dB, "
+          f"mel distance {q['mel_distance']:.4f}")
+    print(f"wrote {out / 'reconstruction.wav'} and {out / 'spectrograms.png'} (input top, reconstruction bottom)")
 
 
 def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -250,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     io(sp, keep_rate=False)
     sp.add_argument("--block", type=int, default=None, help="samples per pushed block (default: one hop, 4096)")
     sp.set_defaults(func=cmd_stream)
+
+    sp = sub.add_parser("demo", help="stream the bundled clip through the model; print speed, latency and quality")
+    sp.add_argument("--out", type=Path, default=Path("build/demo"), help="where to write the reconstruction and picture")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("info", help="describe a model directory")
     sp.add_argument("model_dir", type=Path)

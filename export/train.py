@@ -1,0 +1,219 @@
+"""Training recipe of the bundled demo SAME (``models/demo``): data, losses, loop, checkpoint.
+
+    python -m same_edge_export.train --out build/demo-train --minutes 55 --seed 0
+
+Data comes from Debian's archive, fetched by the recipe with ``apt-get download`` (no other
+network): the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h, GPL-3+) for
+training, and the Frozen Bubble music (``frozen-bubble-data``, 2 tracks, 8.4 min, GPL-2+), a
+different composer, held out for evaluation. Decoded once to an int16 cache.
+
+Losses in the spirit of the SAME paper: multi-resolution STFT (spectral convergence + log
+magnitude), multi-resolution log-mel L1, a small waveform L1, and the soft-norm bottleneck
+regulariser, with the official training-time latent noise. No adversarial terms: within a CPU
+hour they do not pay off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import official_state_dict
+from .config import load_config
+from .model import SameAutoencoder
+
+DATA_PACKAGES = {
+    "train": ("planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
+    "heldout": ("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/frozen-mainzik-*.ogg"),
+}
+SAMPLE_RATE = 44100
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "models" / "demo" / "model_config.json"
+
+
+def fetch_tracks(split: str, cache: Path) -> list[Path]:
+    """Download and unpack the Debian package of ``split``; return its music files."""
+    package, pattern = DATA_PACKAGES[split]
+    root = cache / package
+    if not root.is_dir():
+        with tempfile.TemporaryDirectory() as tmp:
+            got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+            if got.returncode != 0:  # a fresh machine has no package lists yet
+                subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+                subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True)
+            deb = next(Path(tmp).glob(f"{package}_*.deb"))
+            staging = cache / f".{package}.tmp"
+            shutil.rmtree(staging, ignore_errors=True)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
+            staging.rename(root)
+    files = sorted(Path(p) for p in glob.glob(str(root / pattern)))
+    if not files:
+        raise RuntimeError(f"{package} holds no files matching {pattern}")
+    return files
+
+
+def decode_tracks(files: list[Path], out: Path, limit_seconds: float | None = None) -> np.ndarray:
+    """Concatenate tracks as int16 [T, 2] at 44.1 kHz into ``out`` (cached); returns a memmap."""
+    if not out.exists():
+        parts = []
+        budget = None if limit_seconds is None else int(limit_seconds * SAMPLE_RATE)
+        for f in files:
+            x, sr = sf.read(str(f), dtype="float32", always_2d=True, frames=-1 if budget is None else budget)
+            if sr != SAMPLE_RATE or x.shape[1] != 2:
+                raise RuntimeError(f"{f}: expected 44.1 kHz stereo, got {sr} Hz x {x.shape[1]}")
+            parts.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+            if budget is not None:
+                budget -= x.shape[0]
+                if budget <= 0:
+                    break
+        data = np.concatenate(parts)
+        tmp = out.with_suffix(".tmp.npy")
+        np.save(tmp, data)
+        tmp.rename(out)
+    return np.load(out, mmap_mode="r")
+
+
+class Crops:
+    """Random stereo crops of ``samples`` from an int16 [T, 2] array, skipping near-silence."""
+
+    def __init__(self, data: np.ndarray, samples: int, seed: int) -> None:
+        self.data, self.samples = data, samples
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.empty((size, 2, self.samples), np.float32)
+        i = 0
+        while i < size:
+            start = int(self.rng.integers(0, self.data.shape[0] - self.samples))
+            x = self.data[start : start + self.samples].T.astype(np.float32) / 32768.0
+            if np.abs(x).max() < 1e-3:
+                continue
+            if self.rng.random() < 0.5:
+                x = x[::-1]  # swap channels
+            out[i] = x * self.rng.uniform(0.5, 1.0)
+            i += 1
+        return torch.from_numpy(out)
+
+
+def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=x.device)
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), n_fft, n_fft // 4, window=window, return_complex=True)
+    return spec.abs().clamp_min(1e-7)
+
+
+def _mel_basis(n_fft: int, bands: int = 64) -> torch.Tensor:
+    from same_edge.metrics import _mel_filters
+
+    return torch.from_numpy(_mel_filters(n_fft, SAMPLE_RATE, bands).astype(np.float32))
+
+
+def reconstruction_loss(ref: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Multi-resolution STFT (spectral convergence + log magnitude), log-mel L1, waveform L1."""
+    sc = logmag = mel = 0.0
+    for n_fft in (256, 512, 1024, 2048):
+        r, o = _stft_mag(ref, n_fft), _stft_mag(out, n_fft)
+        sc = sc + torch.linalg.norm(r - o) / torch.linalg.norm(r)
+        logmag = logmag + F.l1_loss(torch.log(o), torch.log(r))
+        if n_fft >= 512:
+            basis = _mel_basis(n_fft)
+            mel = mel + F.l1_loss(torch.log10(basis @ o + 1e-5), torch.log10(basis @ r + 1e-5))
+    return {"sc": sc / 4, "logmag": logmag / 4, "mel": mel / 3, "wave": F.l1_loss(out, ref)}
+
+
+def softnorm_regulariser(z: torch.Tensor) -> torch.Tensor:
+    """The official soft-norm loss on [B, latent_dim, L]: pull each channel's (over time) and each
+    frame's (over channels) statistics towards N(0, 1)."""
+    loss = 0.0
+    for dim, weight in ((-1, 1.0), (-2, 0.4)):
+        var = z.var(dim=dim).clamp_min(1e-4)
+        mean = z.mean(dim=dim)
+        loss = loss + weight * (mean * mean + var - var.log() - 1).mean()
+    return loss
+
+
+def forward(model: SameAutoencoder, audio: torch.Tensor, latent_noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training forward pass: audio [B, 2, T] (T a multiple of a chunk) -> (latents, reconstruction)."""
+    z = model.encode(audio)
+    zn = z + latent_noise * torch.randn_like(z)  # official decoder noise in training (5e-2 * running_std)
+    return z, model.decode(zn)
+
+
+def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: float = 1.486, lr: float = 6e-4,
+          cache: Path | None = None, limit_seconds: float | None = None, max_steps: int | None = None,
+          split: str = "train") -> Path:
+    """Train the demo model for ``minutes`` of wall time (or ``max_steps``); write the official-layout
+    checkpoint and config to ``out``. Returns the checkpoint path. (``split`` and ``limit_seconds``
+    let a test run one step on a small slice.)"""
+    torch.manual_seed(seed)
+    cache = cache or out / "data"
+    cache.mkdir(parents=True, exist_ok=True)
+    data = decode_tracks(fetch_tracks(split, cache), cache / f"{split}.npy", limit_seconds)
+    cfg = load_config(DEMO_CONFIG)
+    chunk = cfg.chunk_size * cfg.patch_size
+    samples = max(chunk, int(round(seconds * SAMPLE_RATE / chunk)) * chunk)
+    crops = Crops(data, samples, seed)
+    model = SameAutoencoder(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-3)
+    deadline = time.time() + minutes * 60
+    step, log = 0, []
+    t0 = time.time()
+    while (max_steps is None or step < max_steps) and time.time() < deadline:
+        frac = min(1.0, (time.time() - t0) / (minutes * 60))
+        for g in opt.param_groups:  # warm-up, then cosine over the time budget
+            g["lr"] = lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        audio = crops.batch(batch)
+        z, y = forward(model, audio, latent_noise=0.05)
+        losses = reconstruction_loss(audio, y)
+        losses["softnorm"] = softnorm_regulariser(z)
+        total = losses["sc"] + losses["logmag"] + losses["mel"] + 0.1 * losses["wave"] + 0.01 * losses["softnorm"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0 or step == 1:
+            entry = {"step": step, "minutes": round((time.time() - t0) / 60, 2),
+                     **{k: round(float(v.detach()), 4) for k, v in losses.items()}, "total": round(float(total.detach()), 4)}
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    checkpoint = out / "model.safetensors"
+    save_file(official_state_dict(model.eval()), str(checkpoint))
+    shutil.copy(DEMO_CONFIG, out / "model_config.json")
+    (out / "train_log.json").write_text(json.dumps({"seed": seed, "batch": batch, "samples": samples, "lr": lr,
+                                                    "steps": step, "minutes": minutes, "log": log}, indent=1))
+    return checkpoint
+
+
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Train the bundled demo SAME on Debian-packaged music (CPU).")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--minutes", type=float, default=55.0, help="wall-clock training budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--limit-seconds", type=float, default=None, help="decode only this much training audio")
+    args = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    ckpt = train(args.out, args.minutes, args.seed, args.batch, max_steps=args.max_steps,
+                 limit_seconds=args.limit_seconds)
+    print(f"wrote {ckpt}")
+
+
+if __name__ == "__main__":
+    main()

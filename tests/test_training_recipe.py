@@ -1,0 +1,29 @@
+"""The demo model's training recipe: its data preparation and one training step, on a small slice."""
+
+import json
+
+import numpy as np
+import torch
+
+from same_edge_export.checkpoint import load_model
+from same_edge_export.train import Crops, reconstruction_loss, softnorm_regulariser, train
+
+
+def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    ckpt = train(out, minutes=5, max_steps=1, batch=2, limit_seconds=20, split="heldout", cache=tmp_path / "data")
+    cached = np.load(tmp_path / "data" / "heldout.npy", mmap_mode="r")
+    assert cached.dtype == np.int16 and cached.shape[1] == 2 and 19 * 44100 < cached.shape[0] <= 21 * 44100
+    model = load_model(out / "model_config.json", ckpt)  # the official layout, strictly
+    assert sum(p.numel() * 4 for p in model.parameters()) <= 25e6  # at most 25 MB of fp32 weights
+    log = json.loads((out / "train_log.json").read_text())
+    assert log["steps"] == 1 and np.isfinite(log["log"][0]["total"])
+
+
+def test_losses_are_zero_for_a_perfect_reconstruction_and_positive_otherwise():
+    x = Crops(np.random.default_rng(0).integers(-3000, 3000, (50000, 2)).astype(np.int16), 8192, 0).batch(2)
+    perfect = reconstruction_loss(x, x.clone())
+    assert all(float(v) < 1e-5 for v in perfect.values())
+    assert all(float(v) > 0 for v in reconstruction_loss(x, 0.5 * x).values())
+    z = torch.randn(2, 256, 32)
+    assert float(softnorm_regulariser(z)) < float(softnorm_regulariser(3 * z + 1))
