@@ -193,10 +193,11 @@ def cmd_stream(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     codec = _load(args)
-    clip = Path(codec.model_dir) / DEMO_CLIP
-    if not clip.is_file():
-        raise CliError(f"{codec.model_dir} has no demo clip ({DEMO_CLIP}); pass a model directory that bundles one")
-    reader = AudioReader(clip, codec.sample_rate, codec.channels)
+    clip = args.clip or next((p for p in (Path(codec.model_dir) / DEMO_CLIP, DEMO_MODEL_DIR / DEMO_CLIP) if p.is_file()),
+                             None)
+    if clip is None:
+        raise CliError(f"no demo clip found ({DEMO_CLIP} in the model directory or the package); pass --clip FILE")
+    reader = AudioReader(clip, codec.sample_rate, codec.channels, downmix=True)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     meter = QualityMeter(codec.sample_rate)
@@ -204,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         stats = _stream_through(codec, reader, writer, codec.hop, meter)
     from .spectrogram import save_comparison
 
-    original = AudioReader(clip, codec.sample_rate, codec.channels).read_all()
+    original = AudioReader(clip, codec.sample_rate, codec.channels, downmix=True).read_all()
     rebuilt = AudioReader(out / "reconstruction.wav", codec.sample_rate, codec.channels).read_all()
     save_comparison(out / "spectrograms.png", original, rebuilt, codec.sample_rate)
     q = meter.result()
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="stream the bundled clip through the model; print speed, latency and quality")
     sp.add_argument("--out", type=Path, default=Path("build/demo"), help="where to write the reconstruction and picture")
+    sp.add_argument("--clip", type=Path, default=None, help="audio to stream (default: the bundled clip)")
     model_opts(sp)
     sp.set_defaults(func=cmd_demo)
 

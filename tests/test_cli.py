@@ -179,3 +179,11 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path, model):
     short = _peak_rss_mb(["roundtrip", tmp_path / "short.wav", tmp_path / "s.wav", "--model", model])
     long = _peak_rss_mb(["roundtrip", tmp_path / "long.wav", tmp_path / "l.wav", "--model", model])
     assert long < short + 25, f"peak RSS {short:.0f} MB for 30 s, {long:.0f} MB for 300 s"
+
+
+def test_demo_streams_a_clip_and_writes_the_reconstruction_and_a_picture(tmp_path, capsys, model):
+    rc, out, _ = _run(capsys, "demo", "--model", model, "--out", tmp_path / "demo")
+    assert rc == 0
+    assert "x real time" in out and "algorithmic latency" in out and "mel distance" in out
+    assert sf.info(tmp_path / "demo" / "reconstruction.wav").frames == 10 * SR  # the bundled 10 s clip
+    assert (tmp_path / "demo" / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
