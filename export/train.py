@@ -106,16 +106,29 @@ class Crops:
         return torch.from_numpy(out)
 
 
+def init_for_training(model: SameAutoencoder) -> SameAutoencoder:
+    """The official initialisation where it matters: residual branches start at zero (each block
+    starts as the identity) and the learned tokens near zero."""
+    with torch.no_grad():
+        for side in (model.encoder, model.decoder):
+            for block in side.transformer.blocks:
+                block.attn.out.weight.zero_()
+                block.ff.down.weight.zero_()
+                block.ff.down.bias.zero_()
+            side.output_token.normal_(0.0, 1e-5)
+    return model
+
+
 def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
     window = torch.hann_window(n_fft, device=x.device)
     spec = torch.stft(x.reshape(-1, x.shape[-1]), n_fft, n_fft // 4, window=window, return_complex=True)
     return spec.abs().clamp_min(1e-7)
 
 
-def _mel_basis(n_fft: int, bands: int = 64) -> torch.Tensor:
+def _mel_basis(n_fft: int, device: torch.device, bands: int = 64) -> torch.Tensor:
     from same_edge.metrics import _mel_filters
 
-    return torch.from_numpy(_mel_filters(n_fft, SAMPLE_RATE, bands).astype(np.float32))
+    return torch.from_numpy(_mel_filters(n_fft, SAMPLE_RATE, bands).astype(np.float32)).to(device)
 
 
 def reconstruction_loss(ref: torch.Tensor, out: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -126,7 +139,7 @@ def reconstruction_loss(ref: torch.Tensor, out: torch.Tensor) -> dict[str, torch
         sc = sc + torch.linalg.norm(r - o) / torch.linalg.norm(r)
         logmag = logmag + F.l1_loss(torch.log(o), torch.log(r))
         if n_fft >= 512:
-            basis = _mel_basis(n_fft)
+            basis = _mel_basis(n_fft, ref.device)
             mel = mel + F.l1_loss(torch.log10(basis @ o + 1e-5), torch.log10(basis @ r + 1e-5))
     return {"sc": sc / 4, "logmag": logmag / 4, "mel": mel / 3, "wave": F.l1_loss(out, ref)}
 
@@ -151,7 +164,7 @@ def forward(model: SameAutoencoder, audio: torch.Tensor, latent_noise: float) ->
 
 def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: float = 1.486, lr: float = 6e-4,
           cache: Path | None = None, limit_seconds: float | None = None, max_steps: int | None = None,
-          split: str = "train") -> Path:
+          split: str = "train", device: str = "cpu") -> Path:
     """Train the demo model for ``minutes`` of wall time (or ``max_steps``); write the official-layout
     checkpoint and config to ``out``. Returns the checkpoint path. (``split`` and ``limit_seconds``
     let a test run one step on a small slice.)"""
@@ -163,7 +176,7 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     chunk = cfg.chunk_size * cfg.patch_size
     samples = max(chunk, int(round(seconds * SAMPLE_RATE / chunk)) * chunk)
     crops = Crops(data, samples, seed)
-    model = SameAutoencoder(cfg)
+    model = init_for_training(SameAutoencoder(cfg)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99), weight_decay=1e-3)
     deadline = time.time() + minutes * 60
     step, log = 0, []
@@ -172,7 +185,7 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
         frac = min(1.0, (time.time() - t0) / (minutes * 60))
         for g in opt.param_groups:  # warm-up, then cosine over the time budget
             g["lr"] = lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        audio = crops.batch(batch)
+        audio = crops.batch(batch).to(device)
         z, y = forward(model, audio, latent_noise=0.05)
         losses = reconstruction_loss(audio, y)
         losses["softnorm"] = softnorm_regulariser(z)
@@ -191,9 +204,9 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     from safetensors.torch import save_file
 
     checkpoint = out / "model.safetensors"
-    save_file(official_state_dict(model.eval()), str(checkpoint))
+    save_file(official_state_dict(model.eval().cpu()), str(checkpoint))
     shutil.copy(DEMO_CONFIG, out / "model_config.json")
-    (out / "train_log.json").write_text(json.dumps({"seed": seed, "batch": batch, "samples": samples, "lr": lr,
+    (out / "train_log.json").write_text(json.dumps({"seed": seed, "device": device, "batch": batch, "samples": samples, "lr": lr,
                                                     "steps": step, "minutes": minutes, "log": log}, indent=1))
     return checkpoint
 
@@ -208,10 +221,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--limit-seconds", type=float, default=None, help="decode only this much training audio")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (default: cuda where a GPU is present)")
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ckpt = train(args.out, args.minutes, args.seed, args.batch, max_steps=args.max_steps,
-                 limit_seconds=args.limit_seconds)
+                 limit_seconds=args.limit_seconds, device=args.device)
     print(f"wrote {ckpt}")
 
 
