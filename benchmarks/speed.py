@@ -1,0 +1,145 @@
+"""Speed of SAME-S on this CPU: LiteRT graphs per precision and thread count against PyTorch eager,
+and against the machine's fp32 matrix-multiply ceiling, all measured in one run.
+
+    python benchmarks/speed.py --models build/fidelity-same-s --out build/bench
+
+``--models`` holds one exported SAME-S directory per precision (``benchmarks/precision_fidelity.py``
+writes them, with the seeded weights it used). Prints a Markdown table; writes ``speed.json``.
+Medians of ``--repeats`` runs, with the spread (max - min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from same_edge import Codec
+from same_edge.models import SAME_S_CONFIG
+from same_edge_export.checkpoint import load_model
+from same_edge_export.music import synth_music
+
+GFLOP_PER_SECOND_OF_AUDIO = 19.7  # per direction for SAME-S: 183 tokens/s x 6 blocks x ~18 MFLOP
+PRECISIONS = ("fp32", "w16a32", "w8a32", "w8a8", "w4a8")
+
+
+def _median(fn, repeats: int) -> tuple[float, float]:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), max(times) - min(times)
+
+
+def matmul_ceiling(threads: int, repeats: int) -> float:
+    """fp32 GFLOP/s of a large square matmul (torch, MKL/oneDNN) with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    t, _ = _median(lambda: a @ b, repeats)
+    return 2 * 2048**3 / t / 1e9
+
+
+def stream_hops(model_dir: Path, threads: int, seconds: float = 20.0) -> dict:
+    """Per-hop compute of a live stream: one hop of audio pushed at a time through the encoder,
+    one frame at a time through the decoder (each finishing chunk runs the window-1 graph)."""
+    codec = Codec.load(model_dir, threads=threads)
+    audio = synth_music(seconds)
+    enc, times_enc, frames = codec.stream_encoder(), [], []
+    for i in range(0, audio.shape[1] - codec.hop + 1, codec.hop):
+        t0 = time.perf_counter()
+        frames.append(enc.push(audio[:, i : i + codec.hop]))
+        times_enc.append(time.perf_counter() - t0)
+    z = np.concatenate(frames, axis=1)
+    dec, times_dec = codec.stream_decoder(), []
+    for j in range(z.shape[1]):
+        t0 = time.perf_counter()
+        dec.push(np.ascontiguousarray(z[:, j : j + 1]))
+        times_dec.append(time.perf_counter() - t0)
+    ms = {k: np.array(v) * 1e3 for k, v in (("encoder", times_enc), ("decoder", times_dec))}
+    return {"precision": codec.manifest.precision, "threads": threads, "hop_ms": codec.hop / codec.sample_rate * 1e3,
+            "latency_ms": codec.latency_samples / codec.sample_rate * 1e3,
+            **{f"{k}_p{q}_ms": float(np.percentile(v, q)) for k, v in ms.items() for q in (50, 99)}}
+
+
+def machine() -> str:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), platform.machine())
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    return f"{model}, {torch.get_num_threads()} threads available, {' '.join(isa)}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seconds", type=float, default=5.94, help="audio per timed call (default: two 16-chunk windows)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = p.parse_args()
+
+    audio = synth_music(args.seconds)
+    seconds = audio.shape[1] / 44100
+    model = load_model(SAME_S_CONFIG, args.models / "seeded.safetensors")
+    with torch.no_grad():
+        latents = model.encode(torch.from_numpy(audio)[None])
+    rows = []
+    for threads in args.threads:
+        ceiling = matmul_ceiling(threads, args.repeats)
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            enc, enc_s = _median(lambda: model.encode(torch.from_numpy(audio)[None]), args.repeats)
+            dec, dec_s = _median(lambda: model.decode(latents), args.repeats)
+        rows.append({"runtime": "PyTorch eager", "precision": "fp32", "threads": threads, "encode_s": enc, "decode_s": dec,
+                     "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+        z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
+        for precision in PRECISIONS:
+            d = args.models / precision
+            if not (d / "manifest.json").is_file():
+                continue
+            codec = Codec.load(d, threads=threads)
+            enc, enc_s = _median(lambda codec=codec: codec.encode(audio), args.repeats)
+            dec, dec_s = _median(lambda codec=codec, z=z: codec.decode(z), args.repeats)
+            rows.append({"runtime": "same-edge LiteRT", "precision": precision, "threads": threads, "encode_s": enc,
+                         "decode_s": dec, "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+    for r in rows:
+        eager = next(e for e in rows if e["runtime"] == "PyTorch eager" and e["threads"] == r["threads"])
+        for side in ("encode", "decode"):
+            r[f"{side}_x_realtime"] = seconds / r[f"{side}_s"]
+            r[f"{side}_vs_eager"] = eager[f"{side}_s"] / r[f"{side}_s"]
+            r[f"{side}_of_ceiling"] = GFLOP_PER_SECOND_OF_AUDIO * seconds / r[f"{side}_s"] / r["ceiling_gflops"]
+    streaming = [stream_hops(args.models / pr, max(args.threads)) for pr in ("fp32", "w8a8")
+                 if (args.models / pr / "manifest.json").is_file()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"machine": machine(), "audio_seconds": seconds, "repeats": args.repeats, "rows": rows,
+              "streaming": streaming}
+    (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['machine']}; {seconds:.2f} s of music per call, median of {args.repeats}\n")
+    print("| runtime | precision | threads | encode x RT | decode x RT | encode vs eager | decode vs eager | "
+          "encode % of fp32 ceiling | decode % of fp32 ceiling |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['runtime']} | {r['precision']} | {r['threads']} | {r['encode_x_realtime']:.1f} | "
+              f"{r['decode_x_realtime']:.1f} | {r['encode_vs_eager']:.2f} | {r['decode_vs_eager']:.2f} | "
+              f"{100 * r['encode_of_ceiling']:.0f} | {100 * r['decode_of_ceiling']:.0f} |")
+    print("\n| streaming (window 1) | threads | encoder p50 / p99 ms per hop | decoder p50 / p99 ms per hop | "
+          "hop ms | p99 % of hop (enc + dec) | latency ms per direction |")
+    print("|---|---|---|---|---|---|---|")
+    for r in streaming:
+        print(f"| {r['precision']} | {r['threads']} | {r['encoder_p50_ms']:.1f} / {r['encoder_p99_ms']:.1f} | "
+              f"{r['decoder_p50_ms']:.1f} / {r['decoder_p99_ms']:.1f} | {r['hop_ms']:.1f} | "
+              f"{100 * (r['encoder_p99_ms'] + r['decoder_p99_ms']) / r['hop_ms']:.0f} | {r['latency_ms']:.0f} |")
+    ceilings = [f"{r['threads']} thread(s) {r['ceiling_gflops']:.0f} GFLOP/s" for r in rows if r["runtime"] == "PyTorch eager"]
+    print("\nfp32 matmul ceiling: " + ", ".join(ceilings))
+
+
+if __name__ == "__main__":
+    main()
