@@ -43,6 +43,7 @@ class _Stream:
         windows = codec.manifest.windows
         self._windows = [w for w in windows if largest_window is None or w <= largest_window] or windows[:1]
         self._first = True
+        self._flushed = False
         self._pending: list[np.ndarray] = []
         self._pending_len = 0
         self._in_total = 0
@@ -55,9 +56,17 @@ class _Stream:
         self._pending_len = rest.shape[1]
         return head
 
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency, in samples of stream time: the most between an input's arrival and
+        the return of the output it determines (3 frames for SAME-S: a chunk fills, and its last
+        half-chunk, plus one token for the decoder's k=3 conv, waits for the next chunk)."""
+        return self._codec.latency_samples
+
     def push(self, x: np.ndarray) -> np.ndarray:
         """Add input columns (audio ``[C, n]`` or latents ``[latent_dim, k]``, float32, any count);
         return the output that is now final."""
+        self._check_open()
         x = _check_array(x, self._rows_in, self._what)
         if x.shape[1]:
             self._pending.append(x)
@@ -82,6 +91,10 @@ class _Stream:
                 chunks -= w
         return plan
 
+    def _check_open(self) -> None:
+        if self._flushed:
+            raise ValueError("this stream was flushed; start a new one")
+
     def _first_flag(self) -> np.ndarray:
         flag = np.array([1.0 if self._first else 0.0], np.float32)
         self._first = False
@@ -100,13 +113,6 @@ class StreamEncoder(_Stream):
         super().__init__(codec, "encoder", largest_window, (m.channels, m.latent_dim), "audio", m.chunk_samples)
         self._skip = m.graph("encoder")["start_skip_frames"]
 
-    @property
-    def latency_samples(self) -> int:
-        """Algorithmic latency: the most samples between an input sample's arrival and the return
-        of the frame that covers it (3 frames for SAME-S: a chunk fills, and its second half waits
-        for the next chunk's first half)."""
-        return self._codec.latency_samples
-
     def _run(self, chunks: int) -> list[np.ndarray]:
         cs = self._codec.manifest.chunk_samples
         out = []
@@ -121,6 +127,8 @@ class StreamEncoder(_Stream):
 
     def flush(self) -> np.ndarray:
         """Finish the stream: the remaining frames up to ceil(total samples / hop)."""
+        self._check_open()
+        self._flushed = True
         m = self._codec.manifest
         if self._in_total == 0:
             return np.zeros((m.latent_dim, 0), np.float32)
@@ -151,13 +159,6 @@ class StreamDecoder(_Stream):
         self._context = np.zeros(info["context_shape"], np.float32)
         self._skip = info["start_skip_samples"]
 
-    @property
-    def latency_samples(self) -> int:
-        """Algorithmic latency: the most samples of stream time between a frame's arrival and the
-        return of all of its audio (3 frames for SAME-S: its chunk fills, and the conv at its end
-        needs the next chunk's first token)."""
-        return self._codec.latency_samples
-
     def _run(self, chunks: int, keep_last: int | None = None) -> list[np.ndarray]:
         fpc = self._codec.manifest.frames_per_chunk
         out = []
@@ -177,6 +178,8 @@ class StreamDecoder(_Stream):
 
     def flush(self) -> np.ndarray:
         """Finish the stream: the remaining audio up to L * hop samples."""
+        self._check_open()
+        self._flushed = True
         m = self._codec.manifest
         if self._in_total == 0:
             return np.zeros((m.channels, 0), np.float32)

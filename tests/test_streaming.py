@@ -117,3 +117,13 @@ def test_empty_streams_flush_to_nothing(codec):
 def test_bad_arrays_are_refused_with_a_clear_message(codec, call, bad, message):
     with pytest.raises(ValueError, match=message):
         getattr(codec, call)(bad)
+
+
+def test_a_flushed_stream_refuses_more_input(codec):
+    enc = codec.stream_encoder()
+    enc.push(np.zeros((2, 5000), np.float32))
+    enc.flush()
+    with pytest.raises(ValueError, match="flushed"):
+        enc.push(np.zeros((2, 10), np.float32))
+    with pytest.raises(ValueError, match="flushed"):
+        enc.flush()
