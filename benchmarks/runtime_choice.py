@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from ai_edge_litert.cpu_options import CpuOptions
 from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.options import Options
+from timing import median_time
 
 from same_edge.graph import Graph
 from same_edge.manifest import read_manifest
@@ -36,16 +36,6 @@ def _inputs(manifest: dict, side: str, signature: str) -> dict[str, np.ndarray]:
     if "keep" in out:
         out["keep"] = np.ones_like(out["keep"])
     return out
-
-
-def _time(fn, repeats: int) -> tuple[float, float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), max(times) - min(times)
 
 
 def _compiled(path: Path, threads: int, cache: str) -> CompiledModel:
@@ -72,11 +62,11 @@ def main() -> None:
     results["interpreter (same_edge fast path)"] = {"load_s": time.perf_counter() - t0}
     sig = graph[args.signature]
     ref = sig(**x)
-    results["interpreter (same_edge fast path)"]["call"] = _time(lambda: sig(**x), args.repeats)
+    results["interpreter (same_edge fast path)"]["call"] = median_time(lambda: sig(**x), args.repeats)
 
     interp = Interpreter(model_path=str(path), num_threads=args.threads)
     runner = interp.get_signature_runner(args.signature)
-    results["interpreter (public SignatureRunner)"] = {"call": _time(lambda: runner(**x), args.repeats)}
+    results["interpreter (public SignatureRunner)"] = {"call": median_time(lambda: runner(**x), args.repeats)}
 
     with tempfile.TemporaryDirectory() as cache:
         for name, cache_path in (("CompiledModel", ""), ("CompiledModel + XNNPACK weight cache", cache + "/weights.xnn")):
@@ -94,7 +84,7 @@ def main() -> None:
                     buf.write(x[n])
                 cm.run_by_index(idx, inputs, outputs)
 
-            results[name] = {"load_s": load, "call": _time(run, args.repeats)}
+            results[name] = {"load_s": load, "call": median_time(run, args.repeats)}
             first = out_names[0]
             got = outputs[out_names.index(first)].read(ref[first].size, np.float32).reshape(ref[first].shape)
             results[name]["max_abs_diff_vs_interpreter"] = float(np.abs(got - ref[first]).max())

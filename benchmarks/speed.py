@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_time
 
 from same_edge import Codec
 from same_edge.models import SAME_S_CONFIG
@@ -29,21 +29,11 @@ GFLOP_PER_SECOND_OF_AUDIO = 19.7  # per direction for SAME-S: 183 tokens/s x 6 b
 PRECISIONS = ("fp32", "w16a32", "w8a32", "w8a8", "w4a8")
 
 
-def _median(fn, repeats: int) -> tuple[float, float]:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), max(times) - min(times)
-
-
 def matmul_ceiling(threads: int, repeats: int) -> float:
     """fp32 GFLOP/s of a large square matmul (torch, MKL/oneDNN) with ``threads`` threads."""
     torch.set_num_threads(threads)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    t, _ = _median(lambda: a @ b, repeats)
+    t, _ = median_time(lambda: a @ b, repeats)
     return 2 * 2048**3 / t / 1e9
 
 
@@ -96,8 +86,8 @@ def main() -> None:
         ceiling = matmul_ceiling(threads, args.repeats)
         torch.set_num_threads(threads)
         with torch.no_grad():
-            enc, enc_s = _median(lambda: model.encode(torch.from_numpy(audio)[None]), args.repeats)
-            dec, dec_s = _median(lambda: model.decode(latents), args.repeats)
+            enc, enc_s = median_time(lambda: model.encode(torch.from_numpy(audio)[None]), args.repeats)
+            dec, dec_s = median_time(lambda: model.decode(latents), args.repeats)
         rows.append({"runtime": "PyTorch eager", "precision": "fp32", "threads": threads, "encode_s": enc, "decode_s": dec,
                      "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
         z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
@@ -106,8 +96,8 @@ def main() -> None:
             if not (d / "manifest.json").is_file():
                 continue
             codec = Codec.load(d, threads=threads)
-            enc, enc_s = _median(lambda codec=codec: codec.encode(audio), args.repeats)
-            dec, dec_s = _median(lambda codec=codec, z=z: codec.decode(z), args.repeats)
+            enc, enc_s = median_time(lambda codec=codec: codec.encode(audio), args.repeats)
+            dec, dec_s = median_time(lambda codec=codec, z=z: codec.decode(z), args.repeats)
             rows.append({"runtime": "same-edge LiteRT", "precision": precision, "threads": threads, "encode_s": enc,
                          "decode_s": dec, "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
     for r in rows:

@@ -79,7 +79,32 @@ class _Stream:
         self._out_total += y.shape[1]
         return y
 
+    def flush(self) -> np.ndarray:
+        """Finish the stream and return the rest of its output; the stream takes no more input."""
+        self._check_open()
+        self._flushed = True
+        if self._in_total == 0:
+            return np.zeros((self._rows_out, 0), np.float32)
+        out = self._run_tail() if self._pending_len else []
+        out.append(self._finish())
+        y = np.concatenate(out, axis=1)[:, : self._total_out() - self._out_total]
+        self._out_total += y.shape[1]
+        return np.ascontiguousarray(y)
+
     def _run(self, chunks: int) -> list[np.ndarray]:
+        """Run whole chunks of pending input through the window signatures."""
+        raise NotImplementedError
+
+    def _run_tail(self) -> list[np.ndarray]:
+        """Run the last, partial chunk of input, padded as the whole-sequence model pads it."""
+        raise NotImplementedError
+
+    def _finish(self) -> np.ndarray:
+        """The flush signature's output."""
+        raise NotImplementedError
+
+    def _total_out(self) -> int:
+        """Output columns of the whole stream."""
         raise NotImplementedError
 
     def _plan(self, chunks: int) -> list[int]:
@@ -125,24 +150,18 @@ class StreamEncoder(_Stream):
             out.append(lat)
         return out
 
-    def flush(self) -> np.ndarray:
-        """Finish the stream: the remaining frames up to ceil(total samples / hop)."""
-        self._check_open()
-        self._flushed = True
+    def _run_tail(self) -> list[np.ndarray]:
         m = self._codec.manifest
-        if self._in_total == 0:
-            return np.zeros((m.latent_dim, 0), np.float32)
-        out = []
-        if self._pending_len:
-            pad = -self._pending_len % m.chunk_samples
-            self._pending.append(np.zeros((m.channels, pad), np.float32))
-            self._pending_len += pad
-            out = self._run(self._pending_len // m.chunk_samples)
-        out.append(self._graph["encode_flush"](state=self._state)["latents"])
-        lat = np.concatenate(out, axis=1)
-        wanted = -(-self._in_total // m.hop) - self._out_total
-        self._out_total += wanted
-        return np.ascontiguousarray(lat[:, :wanted])
+        pad = -self._pending_len % m.chunk_samples  # the model zero-pads audio to whole chunks
+        self._pending.append(np.zeros((m.channels, pad), np.float32))
+        self._pending_len += pad
+        return self._run(self._pending_len // m.chunk_samples)
+
+    def _finish(self) -> np.ndarray:
+        return self._graph["encode_flush"](state=self._state)["latents"]
+
+    def _total_out(self) -> int:
+        return -(-self._in_total // self._codec.hop)  # the frames that cover real audio
 
 
 class StreamDecoder(_Stream):
@@ -176,25 +195,18 @@ class StreamDecoder(_Stream):
             out.append(audio)
         return out
 
-    def flush(self) -> np.ndarray:
-        """Finish the stream: the remaining audio up to L * hop samples."""
-        self._check_open()
-        self._flushed = True
-        m = self._codec.manifest
-        if self._in_total == 0:
-            return np.zeros((m.channels, 0), np.float32)
-        out = []
-        if self._pending_len:
-            # An odd tail: the whole-sequence model pads it with zeros in model space.
-            real = self._pending_len
-            self._pending.append(np.zeros((m.latent_dim, m.frames_per_chunk - real), np.float32))
-            self._pending_len = m.frames_per_chunk
-            out = self._run(1, keep_last=real)
-        out.append(self._graph["decode_flush"](state=self._state, context=self._context)["audio"])
-        audio = np.concatenate(out, axis=1)
-        wanted = self._in_total * m.hop - self._out_total
-        self._out_total += wanted
-        return np.ascontiguousarray(audio[:, :wanted])
+    def _run_tail(self) -> list[np.ndarray]:
+        # An odd tail: the whole-sequence model pads it with zeros in model space.
+        m, real = self._codec.manifest, self._pending_len
+        self._pending.append(np.zeros((m.latent_dim, m.frames_per_chunk - real), np.float32))
+        self._pending_len = m.frames_per_chunk
+        return self._run(1, keep_last=real)
+
+    def _finish(self) -> np.ndarray:
+        return self._graph["decode_flush"](state=self._state, context=self._context)["audio"]
+
+    def _total_out(self) -> int:
+        return self._in_total * self._codec.hop
 
 
 class Codec:
