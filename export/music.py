@@ -53,6 +53,8 @@ def synth_music(seconds: float = 12.0, seed: int = 0, sr: int = SAMPLE_RATE) -> 
 
     def add(sig: np.ndarray, at: float, gain: float, pan: float) -> None:
         i = int(at * sr)
+        if i >= out.shape[1]:
+            return
         j = min(i + len(sig), out.shape[1])
         out[0, i:j] += sig[: j - i] * gain * (1 - pan)
         out[1, i:j] += sig[: j - i] * gain * (1 + pan)
