@@ -1,16 +1,16 @@
 # One command each for a fresh machine: `make demo` (the main job) and `make test`.
-# Both build .venv from nothing: the runtime, the export extra and the dev tools.
+# Both build .venv from nothing: the runtime, the export extra, the dev tools and matplotlib (plots).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TINY := tests/data/same-tiny
 
-.PHONY: demo demo-model test lint clean
+.PHONY: demo demo-model bench test lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench]'
 	touch $@
 
 # Main job (until a trained demo model is bundled): export the tiny SAME fixture (seeded random
@@ -32,6 +32,11 @@ demo-model: $(BIN)/.installed
 		--precision $(DEMO_PRECISION) --fidelity-audio models/demo/clip.flac --out models/demo
 	$(BIN)/python -m same_edge_export.evaluate --model models/demo --data build/demo-train/data \
 		--out models/demo/quality.json
+
+# Every benchmark in one run (about 35 minutes on a 2-core CPU): JSON, Markdown tables and PNG
+# plots in benchmarks/results/, the numbers the README shows.
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py --out benchmarks/results
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export tests benchmarks

@@ -23,10 +23,23 @@ from timing import median_time
 from same_edge import Codec
 from same_edge.models import SAME_S_CONFIG
 from same_edge_export.checkpoint import load_model
+from same_edge_export.config import SameConfig
 from same_edge_export.music import synth_music
 
-GFLOP_PER_SECOND_OF_AUDIO = 19.7  # per direction for SAME-S: 183 tokens/s x 6 blocks x ~18 MFLOP
 PRECISIONS = ("fp32", "w16a32", "w8a32", "w8a8", "w4a8")
+
+
+def gflop_per_audio_second(cfg: SameConfig, side: str) -> float:
+    """Nominal GFLOP per second of audio of one direction of the whole-sequence model (19.7 for
+    SAME-S): every block on every token (patches and learned tokens), both attention maps, and
+    the projections in and out."""
+    t = cfg.encoder if side == "encode" else cfg.decoder
+    tokens = cfg.sample_rate / cfg.hop * cfg.group_tokens
+    chunk = cfg.groups_per_chunk * cfg.group_tokens
+    per_token = 2 * (5 + 1 + 3 * t.ff_mult) * t.width**2 + 2 * 2 * 2 * chunk * t.width  # matmuls + QK^T, AV twice
+    io = cfg.patch_dim * t.width if side == "encode" else cfg.decoder_kernel * t.width * cfg.patch_dim
+    patches = cfg.sample_rate / cfg.patch_size
+    return (tokens * t.depth * per_token + 2 * patches * io + 2 * cfg.sample_rate / cfg.hop * cfg.latent_dim * t.width) / 1e9
 
 
 def matmul_ceiling(threads: int, repeats: int) -> float:
@@ -39,7 +52,8 @@ def matmul_ceiling(threads: int, repeats: int) -> float:
 
 def stream_hops(model_dir: Path, threads: int, seconds: float = 20.0) -> dict:
     """Per-hop compute of a live stream: one hop of audio pushed at a time through the encoder,
-    one frame at a time through the decoder (each finishing chunk runs the window-1 graph)."""
+    one frame at a time through the decoder. A window-1 call runs on every m-th hop (m frames per
+    chunk), so p99 is one window call and the mean is the sustained load."""
     codec = Codec.load(model_dir, threads=threads)
     audio = synth_music(seconds)
     enc, times_enc, frames = codec.stream_encoder(), [], []
@@ -56,7 +70,8 @@ def stream_hops(model_dir: Path, threads: int, seconds: float = 20.0) -> dict:
     ms = {k: np.array(v) * 1e3 for k, v in (("encoder", times_enc), ("decoder", times_dec))}
     return {"precision": codec.manifest.precision, "threads": threads, "hop_ms": codec.hop / codec.sample_rate * 1e3,
             "latency_ms": codec.latency_samples / codec.sample_rate * 1e3,
-            **{f"{k}_p{q}_ms": float(np.percentile(v, q)) for k, v in ms.items() for q in (50, 99)}}
+            **{f"{k}_p{q}_ms": float(np.percentile(v, q)) for k, v in ms.items() for q in (50, 99)},
+            **{f"{k}_mean_ms": float(v.mean()) for k, v in ms.items()}}
 
 
 def machine() -> str:
@@ -65,6 +80,68 @@ def machine() -> str:
     flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
     return f"{model}, {torch.get_num_threads()} threads available, {' '.join(isa)}"
+
+
+def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list[int], repeats: int) -> list[dict]:
+    """Offline encode/decode time of PyTorch eager and every exported precision in ``models``
+    (with the weights ``models/seeded.safetensors``), per thread count, with ratios to eager and
+    to the fp32 matmul ceiling measured alongside."""
+    seconds = audio.shape[1] / 44100
+    model = load_model(config, models / "seeded.safetensors")
+    gflop = {side: gflop_per_audio_second(model.config, side) for side in ("encode", "decode")}
+    with torch.no_grad():
+        latents = model.encode(torch.from_numpy(audio)[None])
+    rows = []
+    for threads in threads_list:
+        ceiling = matmul_ceiling(threads, repeats)
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            enc, enc_s = median_time(lambda: model.encode(torch.from_numpy(audio)[None]), repeats)
+            dec, dec_s = median_time(lambda: model.decode(latents), repeats)
+        rows.append({"runtime": "PyTorch eager", "precision": "fp32", "threads": threads, "encode_s": enc, "decode_s": dec,
+                     "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+        z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
+        for precision in PRECISIONS:
+            d = models / precision
+            if not (d / "manifest.json").is_file():
+                continue
+            codec = Codec.load(d, threads=threads)
+            enc, enc_s = median_time(lambda codec=codec: codec.encode(audio), repeats)
+            dec, dec_s = median_time(lambda codec=codec, z=z: codec.decode(z), repeats)
+            rows.append({"runtime": "same-edge LiteRT", "precision": precision, "threads": threads, "encode_s": enc,
+                         "decode_s": dec, "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+    for r in rows:
+        eager = next(e for e in rows if e["runtime"] == "PyTorch eager" and e["threads"] == r["threads"])
+        for side in ("encode", "decode"):
+            r[f"{side}_x_realtime"] = seconds / r[f"{side}_s"]
+            r[f"{side}_vs_eager"] = eager[f"{side}_s"] / r[f"{side}_s"]
+            r[f"{side}_of_ceiling"] = gflop[side] * seconds / r[f"{side}_s"] / r["ceiling_gflops"]
+    return rows
+
+
+def speed_table(rows: list[dict]) -> str:
+    lines = ["| runtime | precision | threads | encode x RT | decode x RT | encode vs eager | decode vs eager | "
+             "encode % of fp32 ceiling | decode % of fp32 ceiling |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['runtime']} | {r['precision']} | {r['threads']} | {r['encode_x_realtime']:.1f} "
+                     f"(±{r['encode_spread'] / r['encode_s'] * 50:.0f}%) | {r['decode_x_realtime']:.1f} "
+                     f"(±{r['decode_spread'] / r['decode_s'] * 50:.0f}%) | {r['encode_vs_eager']:.2f} | "
+                     f"{r['decode_vs_eager']:.2f} | "
+                     f"{100 * r['encode_of_ceiling']:.0f} | {100 * r['decode_of_ceiling']:.0f} |")
+    return "\n".join(lines)
+
+
+def streaming_table(rows: list[dict]) -> str:
+    lines = ["| streaming (window 1) | threads | encoder p50 / p99 / mean ms per hop | decoder p50 / p99 / mean ms per hop | "
+             "hop ms | encoder p99 % of hop | decoder p99 % of hop | latency ms per direction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['precision']} | {r['threads']} | {r['encoder_p50_ms']:.1f} / {r['encoder_p99_ms']:.1f} / "
+                     f"{r['encoder_mean_ms']:.1f} | {r['decoder_p50_ms']:.1f} / {r['decoder_p99_ms']:.1f} / "
+                     f"{r['decoder_mean_ms']:.1f} | {r['hop_ms']:.1f} | "
+                     f"{100 * r['encoder_p99_ms'] / r['hop_ms']:.0f} | {100 * r['decoder_p99_ms'] / r['hop_ms']:.0f} | "
+                     f"{r['latency_ms']:.0f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -77,58 +154,15 @@ def main() -> None:
     args = p.parse_args()
 
     audio = synth_music(args.seconds)
-    seconds = audio.shape[1] / 44100
-    model = load_model(SAME_S_CONFIG, args.models / "seeded.safetensors")
-    with torch.no_grad():
-        latents = model.encode(torch.from_numpy(audio)[None])
-    rows = []
-    for threads in args.threads:
-        ceiling = matmul_ceiling(threads, args.repeats)
-        torch.set_num_threads(threads)
-        with torch.no_grad():
-            enc, enc_s = median_time(lambda: model.encode(torch.from_numpy(audio)[None]), args.repeats)
-            dec, dec_s = median_time(lambda: model.decode(latents), args.repeats)
-        rows.append({"runtime": "PyTorch eager", "precision": "fp32", "threads": threads, "encode_s": enc, "decode_s": dec,
-                     "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
-        z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
-        for precision in PRECISIONS:
-            d = args.models / precision
-            if not (d / "manifest.json").is_file():
-                continue
-            codec = Codec.load(d, threads=threads)
-            enc, enc_s = median_time(lambda codec=codec: codec.encode(audio), args.repeats)
-            dec, dec_s = median_time(lambda codec=codec, z=z: codec.decode(z), args.repeats)
-            rows.append({"runtime": "same-edge LiteRT", "precision": precision, "threads": threads, "encode_s": enc,
-                         "decode_s": dec, "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
-    for r in rows:
-        eager = next(e for e in rows if e["runtime"] == "PyTorch eager" and e["threads"] == r["threads"])
-        for side in ("encode", "decode"):
-            r[f"{side}_x_realtime"] = seconds / r[f"{side}_s"]
-            r[f"{side}_vs_eager"] = eager[f"{side}_s"] / r[f"{side}_s"]
-            r[f"{side}_of_ceiling"] = GFLOP_PER_SECOND_OF_AUDIO * seconds / r[f"{side}_s"] / r["ceiling_gflops"]
-    streaming = [stream_hops(args.models / pr, max(args.threads)) for pr in ("fp32", "w8a8")
+    rows = speed_rows(SAME_S_CONFIG, args.models, audio, args.threads, args.repeats)
+    streaming = [stream_hops(args.models / pr, max(args.threads)) for pr in PRECISIONS
                  if (args.models / pr / "manifest.json").is_file()]
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "audio_seconds": seconds, "repeats": args.repeats, "rows": rows,
+    report = {"machine": machine(), "audio_seconds": audio.shape[1] / 44100, "repeats": args.repeats, "rows": rows,
               "streaming": streaming}
     (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{report['machine']}; {seconds:.2f} s of music per call, median of {args.repeats}\n")
-    print("| runtime | precision | threads | encode x RT | decode x RT | encode vs eager | decode vs eager | "
-          "encode % of fp32 ceiling | decode % of fp32 ceiling |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['runtime']} | {r['precision']} | {r['threads']} | {r['encode_x_realtime']:.1f} | "
-              f"{r['decode_x_realtime']:.1f} | {r['encode_vs_eager']:.2f} | {r['decode_vs_eager']:.2f} | "
-              f"{100 * r['encode_of_ceiling']:.0f} | {100 * r['decode_of_ceiling']:.0f} |")
-    print("\n| streaming (window 1) | threads | encoder p50 / p99 ms per hop | decoder p50 / p99 ms per hop | "
-          "hop ms | p99 % of hop (enc + dec) | latency ms per direction |")
-    print("|---|---|---|---|---|---|---|")
-    for r in streaming:
-        print(f"| {r['precision']} | {r['threads']} | {r['encoder_p50_ms']:.1f} / {r['encoder_p99_ms']:.1f} | "
-              f"{r['decoder_p50_ms']:.1f} / {r['decoder_p99_ms']:.1f} | {r['hop_ms']:.1f} | "
-              f"{100 * (r['encoder_p99_ms'] + r['decoder_p99_ms']) / r['hop_ms']:.0f} | {r['latency_ms']:.0f} |")
-    ceilings = [f"{r['threads']} thread(s) {r['ceiling_gflops']:.0f} GFLOP/s" for r in rows if r["runtime"] == "PyTorch eager"]
-    print("\nfp32 matmul ceiling: " + ", ".join(ceilings))
+    print(f"{report['machine']}; {report['audio_seconds']:.2f} s of music per call, median of {args.repeats}\n")
+    print(speed_table(rows) + "\n\n" + streaming_table(streaming))
 
 
 if __name__ == "__main__":

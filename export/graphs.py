@@ -56,7 +56,8 @@ class EncoderWindow(nn.Module):
     def forward(self, audio: torch.Tensor, state: torch.Tensor, first: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
         groups = m.encoder.embed(patchify(audio[None], m.config.patch_size))
-        done, next_state = m.encoder.transformer.step(groups, state[None], first)
+        # Only the groups' learned tokens are read out: the last block computes nothing else.
+        done, next_state = m.encoder.transformer.step(groups, state[None], first, last_token_only=True)
         latents = m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)
         return {"latents": latents, "state": next_state[0]}
 
@@ -68,7 +69,7 @@ class EncoderFlush(nn.Module):
 
     def forward(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
-        done = m.encoder.transformer.finish(state[None])
+        done = m.encoder.transformer.finish(state[None], last_token_only=True)
         return {"latents": m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)}
 
 

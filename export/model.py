@@ -62,24 +62,34 @@ class DifferentialAttention(nn.Module):
         self.register_buffer("rope_cos", angles.cos(), persistent=False)
         self.register_buffer("rope_sin", angles.sin(), persistent=False)
 
-    def _rope(self, t: torch.Tensor) -> torch.Tensor:
-        rot = self.rope_cos.shape[-1]
+    def _rope(self, t: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        cos, sin = (self.rope_cos, self.rope_sin) if rows is None else (self.rope_cos[rows], self.rope_sin[rows])
+        rot = cos.shape[-1]
         t_rot, t_pass = t[..., :rot], t[..., rot:]
         half = rot // 2
         rotated = torch.cat([-t_rot[..., half:], t_rot[..., :half]], dim=-1)
-        return torch.cat([t_rot * self.rope_cos + rotated * self.rope_sin, t_pass], dim=-1)
+        return torch.cat([t_rot * cos + rotated * sin, t_pass], dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, N, D] -> [B, N, D], or only the outputs at positions ``rows`` ([B, len(rows), D]):
+        every position is still a key and value, but only those rows are queries."""
+        b, n, w = x.shape
 
         def split_heads(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2)
+            return t.reshape(b, t.shape[1], self.heads, self.head_dim).transpose(1, 2)
 
-        q, k, v, q2, k2 = (split_heads(t) for t in self.qkv(x).split(self.width, dim=-1))
-        q, q2 = (self._rope(self.q_norm(t)) for t in (q, q2))
+        if rows is None:
+            q, k, v, q2, k2 = (split_heads(t) for t in self.qkv(x).split(w, dim=-1))
+        else:  # the same weights, split: keys and values from every row, queries from ``rows``
+            weight = self.qkv.weight
+            kv = F.linear(x, torch.cat([weight[w : 3 * w], weight[4 * w :]]))
+            k, v, k2 = (split_heads(t) for t in kv.split(w, dim=-1))
+            qq = F.linear(x[:, rows], torch.cat([weight[:w], weight[3 * w : 4 * w]]))
+            q, q2 = (split_heads(t) for t in qq.split(w, dim=-1))
+        q, q2 = (self._rope(self.q_norm(t), rows) for t in (q, q2))
         k, k2 = (self._rope(self.k_norm(t)) for t in (k, k2))
         out = F.scaled_dot_product_attention(q, k, v) - F.scaled_dot_product_attention(q2, k2, v)
-        return self.out(out.transpose(1, 2).reshape(b, n, self.width))
+        return self.out(out.transpose(1, 2).reshape(b, q.shape[2], self.width))
 
 
 class GatedFeedForward(nn.Module):
@@ -107,8 +117,10 @@ class TransformerBlock(nn.Module):
         self.ff_norm = DynamicTanh(cfg.width)
         self.ff = GatedFeedForward(cfg.width, cfg.ff_mult, cfg.uses_sine(index))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x))
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, N, D] -> [B, N, D], or only positions ``rows`` (see ``DifferentialAttention``)."""
+        h = self.attn(self.attn_norm(x), rows)
+        x = (x if rows is None else x[:, rows]) + h
         return x + self.ff(self.ff_norm(x))
 
 
@@ -127,20 +139,23 @@ class MidpointShiftTransformer(nn.Module):
         chunk_len = groups_per_chunk * group_tokens
         self.blocks = nn.ModuleList(TransformerBlock(cfg, chunk_len, i) for i in range(cfg.depth))
 
-    def _chunked(self, x: torch.Tensor, blocks: nn.ModuleList) -> torch.Tensor:
+    def _chunked(self, x: torch.Tensor, blocks: nn.ModuleList, last_token_only: bool = False) -> torch.Tensor:
         b, g, s, d = x.shape
         y = x.reshape(b * g // self.m, self.m * s, d)
-        for block in blocks:
+        for block in blocks[:-1]:
             y = block(y)
-        return y.reshape(b, g, s, d)
+        if last_token_only:  # the encoder reads out only each group's last token: skip the rest
+            return blocks[-1](y, torch.arange(s - 1, self.m * s, s)).reshape(b, g, 1, d)
+        return blocks[-1](y).reshape(b, g, s, d)
 
     def first_half(self, x: torch.Tensor) -> torch.Tensor:
         """[B, G, S, D] -> [B, G, S, D], chunks aligned to group 0 (G a multiple of m)."""
         return self._chunked(x, self.blocks[: self.split])
 
-    def second_half(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, G, S, D] -> [B, G, S, D], chunks aligned to the first group given."""
-        return self._chunked(x, self.blocks[self.split :])
+    def second_half(self, x: torch.Tensor, last_token_only: bool = False) -> torch.Tensor:
+        """[B, G, S, D] -> [B, G, S, D] (or [B, G, 1, D], each group's last token), chunks aligned
+        to the first group given."""
+        return self._chunked(x, self.blocks[self.split :], last_token_only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Whole sequence, as the official model: [B, G, S, D] -> [B, G, S, D]."""
@@ -148,7 +163,9 @@ class MidpointShiftTransformer(nn.Module):
         h = torch.cat([h[:, : self.half], h, h[:, -self.half :]], dim=1)
         return self.second_half(h)[:, self.half : -self.half]
 
-    def step(self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor, last_token_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One streaming window.
 
         x: [B, G, S, D] new groups (G a multiple of m); state: [B, m/2, S, D], the first-half
@@ -156,18 +173,18 @@ class MidpointShiftTransformer(nn.Module):
         (then the state is ignored and the start copy is used, as the whole-sequence model does).
         Returns the finished groups [B, G, S, D] (the previous window's last m/2 groups, then this
         window's first G - m/2; at stream start the first m/2 are the discarded copy) and the next
-        state.
+        state. ``last_token_only``: the finished groups hold only their last token, [B, G, 1, D].
         """
         h = self.first_half(x)
         f = first.reshape(1, 1, 1, 1)
         # Blend with exact 0/1 weights: x * 1 + y * 0 == x in floating point.
         prev = h[:, : self.half] * f + state * (1.0 - f)
-        y = self.second_half(torch.cat([prev, h[:, : -self.half]], dim=1))
+        y = self.second_half(torch.cat([prev, h[:, : -self.half]], dim=1), last_token_only)
         return y, h[:, -self.half :]
 
-    def finish(self, state: torch.Tensor) -> torch.Tensor:
-        """End of stream: the last m/2 groups, paired with their end copy. [B, m/2, S, D]."""
-        return self.second_half(torch.cat([state, state], dim=1))[:, : self.half]
+    def finish(self, state: torch.Tensor, last_token_only: bool = False) -> torch.Tensor:
+        """End of stream: the last m/2 groups, paired with their end copy. [B, m/2, S or 1, D]."""
+        return self.second_half(torch.cat([state, state], dim=1), last_token_only)[:, : self.half]
 
 
 class SoftNormBottleneck(nn.Module):

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .checkpoint import official_state_dict
 from .config import load_config
-from .model import SameAutoencoder
+from .model import DynamicTanh, SameAutoencoder
 
 DATA_PACKAGES = {
     "train": ("planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
@@ -47,6 +47,7 @@ def fetch_tracks(split: str, cache: Path) -> list[Path]:
     package, pattern = DATA_PACKAGES[split]
     root = cache / package
     if not root.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
             if got.returncode != 0:  # a fresh machine has no package lists yet
@@ -106,10 +107,16 @@ class Crops:
         return torch.from_numpy(out)
 
 
+DYT_INIT_ALPHA = 4.0  # the official DynamicTanh initialisation (sharp qk-norm: positional attention from the start)
+
+
 def init_for_training(model: SameAutoencoder) -> SameAutoencoder:
     """The official initialisation where it matters: residual branches start at zero (each block
-    starts as the identity) and the learned tokens near zero."""
+    starts as the identity), DyT's alpha at 4 and the learned tokens near zero."""
     with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, DynamicTanh):
+                module.alpha.fill_(DYT_INIT_ALPHA)
         for side in (model.encoder, model.decoder):
             for block in side.transformer.blocks:
                 block.attn.out.weight.zero_()

@@ -46,6 +46,16 @@ def test_batched_encode_equals_one_at_a_time(tiny_model, golden):
     assert torch.allclose(both[1:], second, atol=1e-6)
 
 
+def test_a_block_computing_only_selected_rows_equals_those_rows_of_the_full_block(tiny_model):
+    # The exported encoder computes its last block for the read-out tokens only.
+    block = tiny_model.encoder.transformer.blocks[-1]
+    chunk = tiny_model.encoder.transformer.m * tiny_model.config.group_tokens
+    x = torch.randn(3, chunk, tiny_model.config.encoder.width, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(tiny_model.config.group_tokens - 1, chunk, tiny_model.config.group_tokens)
+    with torch.no_grad():
+        assert torch.allclose(block(x, rows), block(x)[:, rows], atol=1e-6)
+
+
 def test_same_s_config_builds_the_108m_parameter_model():
     from same_edge_export.config import load_config
     from same_edge_export.model import SameAutoencoder

@@ -1,0 +1,152 @@
+"""Every benchmark in one run: SAME-S (seeded weights in the official layout; speed does not depend
+on weight values) and the bundled demo model, on this machine.
+
+    python benchmarks/run.py [--out benchmarks/results] [--work build/bench] [--stages ...] [--quick]
+
+Writes ``results.json``, ``results.md`` (the tables the README shows) and PNG plots to ``--out``.
+Exports are cached in ``--work``. ``--stages`` re-measures some tables and keeps the others from
+the existing ``results.json``; ``--quick`` shortens every measurement (a smoke run, not numbers to
+publish). About 35 minutes on a 2-core CPU, most of it the 60-minute memory run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from kernels import kernel_rows, kernel_table
+from memory import load_times, peak_rss
+from plots import plot_all
+from precision_fidelity import export_precisions, fidelity_rows, fidelity_table
+from speed import machine, speed_rows, speed_table, stream_hops, streaming_table
+
+from same_edge.audio import read_audio
+from same_edge.models import DEMO_MODEL_DIR, SAME_S_CONFIG
+from same_edge_export.music import synth_music
+from same_edge_export.quantize import PRECISIONS
+from same_edge_export.random_weights import write_seeded_checkpoint
+from same_edge_export.train import fetch_tracks
+
+DEFAULT_PRECISION = "w8a8"
+STAGES = ("kernels", "speed", "streaming", "fidelity", "memory")
+
+
+def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
+    """An excerpt of the demo recipe's held-out music (fetched with ``apt-get download`` like the
+    recipe), or the bundled synthesised clip where that cannot be fetched."""
+    try:
+        track = fetch_tracks("heldout", cache)[0]
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"held-out music unavailable ({e}); using the bundled clip")
+        return "the bundled 10 s clip", read_audio(DEMO_MODEL_DIR / "clip.flac", 44100)[0]
+    audio = read_audio(track, 44100)[0]
+    n = int(seconds * 44100)
+    start = min(audio.shape[1] // 4, audio.shape[1] - n)
+    return f"{seconds:.0f} s of held-out music ({track.name})", np.ascontiguousarray(audio[:, start : start + n])
+
+
+def _stage(name: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--work", type=Path, default=Path("build/bench"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60], help="input lengths of the memory runs")
+    p.add_argument("--config", type=Path, default=SAME_S_CONFIG, help="model measured (default: SAME-S)")
+    p.add_argument("--demo-checkpoint", type=Path, default=DEMO_MODEL_DIR / "model.safetensors",
+                   help="trained demo weights for the fidelity table (default: the bundled demo model)")
+    p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                   help="re-measure only these, keeping the rest of an existing results.json")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    if args.quick:
+        args.repeats, args.minutes = 2, [0.25, 0.5]
+    args.out.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "results.json"
+    report: dict = json.loads(previous.read_text()) if set(args.stages) != set(STAGES) and previous.exists() else {}
+    report.update({"machine": machine(), "torch": torch.__version__, "repeats": args.repeats})
+
+    _stage(f"export seeded {args.config} at every precision")
+    same_s = args.work / args.config.parent.name
+    checkpoint = same_s / "seeded.safetensors"
+    if not checkpoint.exists():
+        write_seeded_checkpoint(args.config, checkpoint, seed=0)
+    dirs = export_precisions(args.config, checkpoint, same_s)
+
+    if "kernels" in args.stages:
+        _stage("matmul kernels per precision")
+        tokens = 64 if args.quick else 544  # 544: one 16-chunk SAME-S window
+        report["kernels"] = kernel_rows([1, 2], args.repeats, args.work / "kernels" / str(tokens), tokens)
+
+    if "speed" in args.stages:
+        _stage("offline speed against PyTorch eager")
+        audio = synth_music(5.94)
+        report["speed"] = {"audio_seconds": audio.shape[1] / 44100,
+                           "rows": speed_rows(args.config, same_s, audio, [1, 2], args.repeats)}
+
+    if "streaming" in args.stages:
+        _stage("streaming per hop")
+        report["streaming"] = [stream_hops(dirs[pr], 2, seconds=8.0 if args.quick else 30.0) for pr in PRECISIONS]
+
+    if "fidelity" in args.stages:
+        _stage("fidelity per precision")
+        report["fidelity"] = {"SAME-S (seeded weights), 12 s synthesised music": fidelity_rows(dirs, synth_music(12.0))}
+        if args.demo_checkpoint.exists():
+            demo_dirs = export_precisions(DEMO_MODEL_DIR / "model_config.json", args.demo_checkpoint, args.work / "demo")
+            name, music = real_music(args.work / "data")
+            report["fidelity"][f"demo model (trained weights), {name}"] = fidelity_rows(demo_dirs, music)
+        else:
+            print(f"no demo checkpoint at {args.demo_checkpoint}: fidelity on trained weights skipped")
+
+    if "memory" in args.stages:
+        _stage("start-up and memory")
+        report["load"] = [{"precision": pr, "mb": sum(f.stat().st_size for f in dirs[pr].glob("*.tflite")) / 1e6,
+                           **load_times(dirs[pr], repeats=args.repeats)} for pr in PRECISIONS]
+        graphs_mb = next(r["mb"] for r in report["load"] if r["precision"] == DEFAULT_PRECISION)
+        with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+            report["memory"] = {"precision": DEFAULT_PRECISION, "graphs_mb": graphs_mb,
+                                "rows": [peak_rss(dirs[DEFAULT_PRECISION], m, Path(tmp), 2) for m in args.minutes]}
+
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render(report)
+    (args.out / "results.md").write_text(markdown)
+    plot_all(report, args.out)
+    print("\n" + markdown)
+
+
+def render(report: dict) -> str:
+    """The Markdown report: one table per benchmark."""
+    parts = [f"Machine: {report['machine']}; PyTorch {report['torch']}; medians of {report['repeats']} runs, "
+             "spread as ± half the range.\n",
+             f"## Speed: SAME-S, {report['speed']['audio_seconds']:.2f} s of music per call\n",
+             speed_table(report["speed"]["rows"]),
+             "\n## Matrix-multiply kernels: one SAME-S block's FC layers\n", kernel_table(report["kernels"]),
+             "\n## Streaming: SAME-S at the smallest window (one chunk = 2 frames), 2 threads\n",
+             streaming_table(report["streaming"]),
+             "\n## Fidelity against fp32\n"]
+    for name, rows in report["fidelity"].items():
+        parts += [f"\n{name}:\n", fidelity_table(rows)]
+    parts += ["\n## Start-up: SAME-S `Codec.load` in a fresh process\n",
+              "| precision | graphs MB | cold s | warm s |", "|---|---|---|---|"]
+    parts += [f"| {r['precision']} | {r['mb']:.1f} | {r['cold_s']:.2f} (±{r['cold_spread_s'] / 2:.2f}) | "
+              f"{r['warm_s']:.2f} (±{r['warm_spread_s'] / 2:.2f}) |" for r in report["load"]]
+    mem = report["memory"]
+    parts += [f"\n## Memory: SAME-S {mem['precision']} ({mem['graphs_mb']:.0f} MB of graphs), file to file, 2 threads\n",
+              "| input minutes | encode peak RSS MB | decode peak RSS MB | encode s | decode s |", "|---|---|---|---|---|"]
+    parts += [f"| {r['minutes']:g} | {r['encode_peak_mb']:.0f} | {r['decode_peak_mb']:.0f} | {r['encode_s']:.0f} | "
+              f"{r['decode_s']:.0f} |" for r in mem["rows"]]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
