@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -106,30 +106,16 @@ def cmd_decode(args: argparse.Namespace) -> None:
 def cmd_roundtrip(args: argparse.Namespace) -> None:
     codec = _load(args)
     reader = _reader(args, codec)
-    dec = codec.stream_decoder(largest_window=None)
     meter = QualityMeter(codec.sample_rate)
-    pending: list[np.ndarray] = []  # input not yet matched by output: bounded by the codec's latency
-    total = emitted = 0
     t0 = time.perf_counter()
     out_rate = reader.input_rate if args.keep_rate else codec.sample_rate
     with AudioWriter(args.output, codec.sample_rate, codec.channels, out_rate) as writer, \
             _progress(reader.seconds, "roundtrip") as bar:
-        for block, z in _encode_blocks(codec, reader, bar):
-            total += block.shape[1]
-            pending.append(block)
-            y = dec.push(z)
-            if not block.shape[1]:  # the encoder's flush came: finish the decoder too
-                y = np.concatenate([y, dec.flush()], axis=1)
-            y = y[:, : total - emitted]  # decoding covers whole frames; the input ends mid-frame
-            emitted += y.shape[1]
-            ref = np.concatenate(pending, axis=1)
-            meter.update(ref[:, : y.shape[1]], y)
-            pending = [ref[:, y.shape[1] :]]
-            writer.write(y)
+        stats = _stream_through(codec, _counted(reader.blocks(), bar, codec.sample_rate), writer, meter, largest_window=None)
     seconds = time.perf_counter() - t0
     _report_over(writer.over)
     q = meter.result()
-    dur = total / codec.sample_rate
+    dur = stats["samples"] / codec.sample_rate
 
     def db(v: float | None) -> str:
         return "n/a (silent input)" if v is None else f"{v:.2f} dB"
@@ -138,24 +124,33 @@ def cmd_roundtrip(args: argparse.Namespace) -> None:
           f"mel distance {q['mel_distance']:.4f}; {dur / seconds:.1f}x real time (encode + decode)")
 
 
-def _stream_through(codec: Codec, reader: AudioReader, writer: AudioWriter, block: int,
-                    meter: QualityMeter | None = None) -> dict[str, float]:
-    """Push ``block``-sample pieces through a stream encoder and decoder (the smallest windows),
-    as a live app would; write the output; return timing (seconds per block) and counts."""
-    enc, dec = codec.stream_encoder(), codec.stream_decoder()
+def _counted(blocks: Iterable[np.ndarray], bar: tqdm, sample_rate: int) -> Iterator[np.ndarray]:
+    for block in blocks:
+        yield block
+        bar.update(block.shape[1] / sample_rate)
+
+
+def _stream_through(codec: Codec, pieces: Iterable[np.ndarray], writer: AudioWriter, meter: QualityMeter | None = None,
+                    largest_window: int | None = 1) -> dict:
+    """Push audio pieces through a stream encoder and decoder (windows up to ``largest_window``
+    chunks; 1 is a live app, None is offline), write the output aligned to the input, feed
+    ``meter``; return the compute seconds per piece and counts."""
+    enc, dec = codec.stream_encoder(largest_window), codec.stream_decoder(largest_window)
     compute: list[float] = []
-    pending: list[np.ndarray] = []
-    total = 0
+    pending: list[np.ndarray] = []  # input not yet matched by output: bounded by the codec's latency
+    total = emitted = 0  # at the model's rate (the writer may resample)
 
     def emit(y: np.ndarray) -> None:
-        y = y[:, : total - writer.samples]  # decoding covers whole frames; the input ends mid-frame
+        nonlocal emitted
+        y = y[:, : total - emitted]  # decoding covers whole frames; the input ends mid-frame
+        emitted += y.shape[1]
         if meter is not None:
             ref = np.concatenate(pending, axis=1)
             meter.update(ref[:, : y.shape[1]], y)
             pending[:] = [ref[:, y.shape[1] :]]
         writer.write(y)
 
-    for piece in _rechunk(reader.blocks(), block):
+    for piece in pieces:
         total += piece.shape[1]
         pending.append(piece)
         t0 = time.perf_counter()
@@ -186,7 +181,7 @@ def cmd_stream(args: argparse.Namespace) -> None:
     if block < 1:
         raise CliError("--block must be at least 1 sample")
     with AudioWriter(args.output, codec.sample_rate, codec.channels) as writer:
-        stats = _stream_through(codec, reader, writer, block)
+        stats = _stream_through(codec, _rechunk(reader.blocks(), block), writer)
     print(f"{args.output}: {stats['samples'] / codec.sample_rate:.2f} s")
     _print_stream_report(codec, stats, block)
 
@@ -202,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     meter = QualityMeter(codec.sample_rate)
     with AudioWriter(out / "reconstruction.wav", codec.sample_rate, codec.channels) as writer:
-        stats = _stream_through(codec, reader, writer, codec.hop, meter)
+        stats = _stream_through(codec, _rechunk(reader.blocks(), codec.hop), writer, meter)
     from .spectrogram import save_comparison
 
     original = AudioReader(clip, codec.sample_rate, codec.channels, downmix=True).read_all()
