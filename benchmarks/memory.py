@@ -35,10 +35,12 @@ def write_music(path: Path, minutes: float) -> Path:
     return path
 
 
-# The CLI, reporting its own high-water RSS at exit. (A child's ru_maxrss would include the
-# parent's RSS at fork time: this benchmark's parent holds torch and the models.)
-_CLI = ("import sys; from same_edge.cli import main; code = main(sys.argv[1:]); "
-        "sys.stderr.write(next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))); sys.exit(code)")
+# The CLI, reporting its own high-water RSS as it leaves (as `same-edge` itself, through
+# os._exit). A child's ru_maxrss would include the parent's RSS at fork time: this benchmark's
+# parent holds torch and the models.
+_CLI = ("import os, sys; from same_edge.cli import main; code = main(sys.argv[1:]); "
+        "sys.stderr.write(next(ln for ln in open('/proc/self/status') if ln.startswith('VmHWM'))); "
+        "sys.stderr.flush(); os._exit(code)")
 
 
 def _run_measured(args: list[str]) -> tuple[float, float]:

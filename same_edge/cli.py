@@ -7,7 +7,9 @@ atomically. Errors are one line on stderr and exit status 2, never a traceback o
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -18,7 +20,7 @@ from tqdm import tqdm
 
 from .audio import AudioFileError, AudioReader, AudioWriter
 from .codec import Codec
-from .latents import LatentFile, LatentFileError, load_latents, save_latents
+from .latents import LatentFileError, LatentHeader, LatentReader, LatentWriter
 from .manifest import ModelDirError, read_manifest
 from .metrics import QualityMeter
 from .models import DEMO_MODEL_DIR
@@ -34,7 +36,7 @@ class CliError(Exception):
     pass
 
 
-def _load(args: argparse.Namespace) -> Codec:
+def _load(args: argparse.Namespace, sides: tuple[str, ...] = ("encoder", "decoder")) -> Codec:
     if args.model is None:
         if not (DEFAULT_MODEL / "manifest.json").is_file():
             raise CliError("no --model given and no bundled demo model is installed; pass --model DIR "
@@ -42,7 +44,7 @@ def _load(args: argparse.Namespace) -> Codec:
         args.model = DEFAULT_MODEL
     if args.threads is not None and args.threads < 1:
         raise CliError("--threads must be at least 1")
-    return Codec.load(args.model, threads=args.threads)
+    return Codec.load(args.model, threads=args.threads, sides=sides)
 
 
 def _progress(seconds: float, desc: str) -> tqdm:
@@ -64,43 +66,43 @@ def _encode_blocks(codec: Codec, reader: AudioReader, bar: tqdm) -> Iterator[tup
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    codec = _load(args)
+    codec = _load(args, sides=("encoder",))
     reader = _reader(args, codec)
-    length, parts = 0, []
-    with _progress(reader.seconds, "encode") as bar:
+    length = 0
+    with LatentWriter(args.output, codec.latent_dim) as latents, _progress(reader.seconds, "encode") as bar:
         for block, z in _encode_blocks(codec, reader, bar):
             length += block.shape[1]
-            parts.append(z)
-    z = np.concatenate(parts, axis=1)
-    save_latents(args.output, LatentFile(z, codec.sample_rate, length, codec.manifest.model_id, reader.input_rate))
-    print(f"{args.output}: {z.shape[1]} frames x {z.shape[0]} dims from {length / codec.sample_rate:.2f} s of audio")
+            latents.write(z)
+        latents.header = LatentHeader(codec.sample_rate, length, codec.manifest.model_id, reader.input_rate)
+    print(f"{args.output}: {latents.frames} frames x {codec.latent_dim} dims from {length / codec.sample_rate:.2f} s of audio")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    codec = _load(args)
-    lf = load_latents(args.input)
-    if lf.model_id != codec.manifest.model_id:
-        raise CliError(f"{args.input} was encoded by another model ({lf.model_id}); {args.model} is {codec.manifest.model_id}")
-    frames = lf.latents.shape[1]
-    if lf.latents.shape[0] != codec.latent_dim or not (frames - 1) * codec.hop < lf.length <= frames * codec.hop:
-        raise CliError(f"{args.input} holds {lf.latents.shape[0]} x {frames} latents for {lf.length} samples, "
+    codec = _load(args, sides=("decoder",))
+    with LatentReader(args.input) as latents:
+        _decode_file(args, codec, latents)
+
+
+def _decode_file(args: argparse.Namespace, codec: Codec, latents: LatentReader) -> None:
+    h, (dim, frames) = latents.header, latents.shape
+    if h.model_id != codec.manifest.model_id:
+        raise CliError(f"{args.input} was encoded by another model ({h.model_id}); {args.model} is {codec.manifest.model_id}")
+    if dim != codec.latent_dim or not (frames - 1) * codec.hop < h.length <= frames * codec.hop:
+        raise CliError(f"{args.input} holds {dim} x {frames} latents for {h.length} samples, "
                        f"which this model ({codec.latent_dim}-dim, hop {codec.hop}) cannot have produced")
     dec = codec.stream_decoder(largest_window=None)
-    remaining = lf.length
-    out_rate = lf.source_rate if args.keep_rate else codec.sample_rate
+    remaining = h.length
+    out_rate = h.source_rate if args.keep_rate else codec.sample_rate
     with AudioWriter(args.output, codec.sample_rate, codec.channels, out_rate) as writer, \
-            _progress(lf.length / codec.sample_rate, "decode") as bar:
-        for start in range(0, frames + 1, DECODE_BLOCK_FRAMES):
-            block = lf.latents[:, start : start + DECODE_BLOCK_FRAMES]
-            y = dec.push(np.ascontiguousarray(block)) if block.shape[1] else np.zeros((codec.channels, 0), np.float32)
-            if start + DECODE_BLOCK_FRAMES > frames:
-                y = np.concatenate([y, dec.flush()], axis=1)
+            _progress(h.length / codec.sample_rate, "decode") as bar:
+        for block in itertools.chain(latents.blocks(DECODE_BLOCK_FRAMES), [None]):
+            y = dec.flush() if block is None else dec.push(block)
             y = y[:, :remaining]
             remaining -= y.shape[1]
             writer.write(y)
             bar.update(y.shape[1] / codec.sample_rate)
     _report_over(writer.over)
-    print(f"{args.output}: {lf.length / codec.sample_rate:.2f} s at {out_rate} Hz")
+    print(f"{args.output}: {h.length / codec.sample_rate:.2f} s at {out_rate} Hz")
 
 
 def cmd_roundtrip(args: argparse.Namespace) -> None:
@@ -336,5 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console entry point: ``main``, then an immediate exit. LiteRT's C++ runtime logs at
+    INFO level while its static objects are destroyed at normal exit; all output is written and
+    flushed by then, so the process leaves without running that teardown."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

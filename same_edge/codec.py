@@ -7,6 +7,7 @@ offline ``encode``/``decode`` are the same stream driven with the largest window
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ class _Stream:
         self._unit = unit  # input columns per attention chunk
         self._out_total = 0
         self._codec = codec
-        self._graph = codec._graphs[side]
+        self._graph = codec._graph(side)
         info = codec.manifest.graph(side)
         self._state = np.zeros(info["state_shape"], np.float32)
         windows = codec.manifest.windows
@@ -223,17 +224,36 @@ class Codec:
         self._graphs = graphs
 
     @classmethod
-    def load(cls, model_dir: str | Path, threads: int | None = None) -> Codec:
-        """Load ``DIR/encoder.tflite`` and ``DIR/decoder.tflite`` as ``DIR/manifest.json`` describes."""
+    def load(cls, model_dir: str | Path, threads: int | None = None,
+             sides: Collection[str] = ("encoder", "decoder")) -> Codec:
+        """Load ``DIR/encoder.tflite`` and ``DIR/decoder.tflite`` as ``DIR/manifest.json`` describes.
+
+        ``threads``: CPU threads for LiteRT (None: LiteRT's choice). ``sides``: the graphs to load;
+        an app that only decodes loads ``("decoder",)`` and holds half the memory.
+        """
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
-        graphs = {side: Graph(model_dir / name, threads) for side, name in GRAPH_FILES.items()}
+        unknown = set(sides) - set(GRAPH_FILES)
+        if unknown or not sides:
+            raise ValueError(f"sides must be some of {sorted(GRAPH_FILES)}, got {sorted(sides)}")
+        graphs = {side: Graph(model_dir / GRAPH_FILES[side], threads) for side in GRAPH_FILES if side in sides}
         for side, graph in graphs.items():
             expected = set(manifest.graph(side)["signatures"])
             if set(graph.signatures) != expected:
                 raise ModelDirError(f"{graph.path} does not match the manifest: signatures {sorted(graph.signatures)}, "
                                     f"expected {sorted(expected)}")
         return cls(model_dir, manifest, graphs)
+
+    def _graph(self, side: str) -> Graph:
+        try:
+            return self._graphs[side]
+        except KeyError:
+            raise ValueError(f"this Codec was loaded without its {side} (Codec.load(..., sides=...))") from None
+
+    def close(self) -> None:
+        """Release the LiteRT graphs now rather than when the Codec is collected."""
+        for graph in self._graphs.values():
+            graph.close()
 
     @property
     def sample_rate(self) -> int:

@@ -181,6 +181,17 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path, model):
     assert long < short + 25, f"peak RSS {short:.0f} MB for 30 s, {long:.0f} MB for 300 s"
 
 
+def test_the_command_writes_only_its_own_lines_to_stderr(tmp_path, model):
+    """LiteRT's runtime logs at INFO level on fd 2 as it starts and exits; none of it may show."""
+    sf.write(tmp_path / "in.wav", _music(1.0), SR)
+    for argv in (["encode", tmp_path / "in.wav", tmp_path / "z.npz"], ["decode", tmp_path / "z.npz", tmp_path / "y.wav"],
+                 ["roundtrip", tmp_path / "in.wav", tmp_path / "rt.wav"]):
+        out = subprocess.run([sys.executable, "-m", "same_edge.cli", *map(str, argv), "--model", model],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert [ln for ln in out.stderr.splitlines() if not ln.startswith("warning: ")] == [], out.stderr
+
+
 def test_demo_streams_a_clip_and_writes_the_reconstruction_and_a_picture(tmp_path, capsys, model):
     rc, out, _ = _run(capsys, "demo", "--model", model, "--out", tmp_path / "demo")
     assert rc == 0

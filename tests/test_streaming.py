@@ -127,3 +127,13 @@ def test_a_flushed_stream_refuses_more_input(codec):
         enc.push(np.zeros((2, 10), np.float32))
     with pytest.raises(ValueError, match="flushed"):
         enc.flush()
+
+
+def test_a_codec_loaded_with_one_side_runs_that_side_and_names_the_missing_one(export_dir, codec):
+    decoder_only = Codec.load(export_dir("fp32"), sides=("decoder",))
+    z = RNG.normal(0, 1, (8, 3)).astype(np.float32)
+    assert np.array_equal(decoder_only.decode(z), codec.decode(z))
+    with pytest.raises(ValueError, match="without its encoder"):
+        decoder_only.encode(np.zeros((2, 100), np.float32))
+    with pytest.raises(ValueError, match="sides must be"):
+        Codec.load(export_dir("fp32"), sides=("speaker",))
