@@ -51,6 +51,15 @@ def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
     return f"{seconds:.0f} s of held-out music ({track.name})", np.ascontiguousarray(audio[:, start : start + n])
 
 
+def _fp32_kernel_gflops(kernels: list[dict]) -> dict[int, float]:
+    """Threads -> the fastest fp32 rate on a whole SAME-S block's FC layers (PyTorch or LiteRT)."""
+    best: dict[int, float] = {}
+    for r in kernels:
+        if r["layer"] == "block" and r["kernel"] in ("PyTorch fp32", "LiteRT fp32"):
+            best[r["threads"]] = max(best.get(r["threads"], 0.0), r["gflops"])
+    return best
+
+
 def _stage(name: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
@@ -91,7 +100,8 @@ def main() -> None:
         _stage("offline speed against PyTorch eager")
         audio = synth_music(5.94)
         report["speed"] = {"audio_seconds": audio.shape[1] / 44100,
-                           "rows": speed_rows(args.config, same_s, audio, [1, 2], args.repeats)}
+                           "rows": speed_rows(args.config, same_s, audio, [1, 2], args.repeats,
+                                              _fp32_kernel_gflops(report.get("kernels", [])))}
 
     if "streaming" in args.stages:
         _stage("streaming per hop")
@@ -128,6 +138,9 @@ def render(report: dict) -> str:
     parts = [f"Machine: {report['machine']}; PyTorch {report['torch']}; medians of {report['repeats']} runs, "
              "spread as ± half the range.\n",
              f"## Speed: SAME-S, {report['speed']['audio_seconds']:.2f} s of music per call\n",
+             "fp32 ceiling (the best of a 2048x2048 torch matmul and the fp32 kernels on SAME-S's layers below): "
+             + ", ".join(f"{r['ceiling_gflops']:.0f} GFLOP/s with {r['threads']} thread(s)"
+                         for r in report["speed"]["rows"] if r["runtime"] == "PyTorch eager") + ".\n",
              speed_table(report["speed"]["rows"]),
              "\n## Matrix-multiply kernels: one SAME-S block's FC layers\n", kernel_table(report["kernels"]),
              "\n## Streaming: SAME-S at the smallest window (one chunk = 2 frames), 2 threads\n",

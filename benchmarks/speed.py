@@ -82,10 +82,13 @@ def machine() -> str:
     return f"{model}, {torch.get_num_threads()} threads available, {' '.join(isa)}"
 
 
-def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list[int], repeats: int) -> list[dict]:
+def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list[int], repeats: int,
+               fp32_kernel_gflops: dict[int, float] | None = None) -> list[dict]:
     """Offline encode/decode time of PyTorch eager and every exported precision in ``models``
     (with the weights ``models/seeded.safetensors``), per thread count, with ratios to eager and
-    to the fp32 matmul ceiling measured alongside."""
+    to the fp32 matmul ceiling: the best of a large square torch matmul, measured here, and
+    ``fp32_kernel_gflops`` (threads -> GFLOP/s of the fastest fp32 kernel on SAME-S's own layer
+    shapes, from the kernels benchmark of the same run)."""
     seconds = audio.shape[1] / 44100
     model = load_model(config, models / "seeded.safetensors")
     gflop = {side: gflop_per_audio_second(model.config, side) for side in ("encode", "decode")}
@@ -93,7 +96,7 @@ def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list
         latents = model.encode(torch.from_numpy(audio)[None])
     rows = []
     for threads in threads_list:
-        ceiling = matmul_ceiling(threads, repeats)
+        ceiling = max(matmul_ceiling(threads, repeats), (fp32_kernel_gflops or {}).get(threads, 0.0))
         torch.set_num_threads(threads)
         with torch.no_grad():
             enc, enc_s = median_time(lambda: model.encode(torch.from_numpy(audio)[None]), repeats)
