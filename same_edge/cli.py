@@ -169,7 +169,7 @@ def _print_stream_report(codec: Codec, stats: dict, block: int) -> None:
     budget = block / codec.sample_rate * 1e3
     audio_s = stats["samples"] / codec.sample_rate
     print(f"streamed {audio_s:.2f} s in {stats['blocks']} blocks of {block} samples ({budget:.1f} ms each): "
-          f"{audio_s / (ms.sum() / 1e3):.1f}x real time")
+          f"{audio_s / (ms.sum() / 1e3):.1f}x real time on {codec.threads} thread(s)")
     print(f"compute per block: p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
           f"max {ms.max():.1f} ms; {int((ms > budget).sum())} block(s) slower than real time")
     lat = stats["latency_samples"] / codec.sample_rate * 1e3
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--model", type=Path, default=None, help="model directory (default: the bundled demo model)")
-        sp.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT (default: LiteRT's choice)")
+        sp.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT (default: every available core)")
 
     def io(sp: argparse.ArgumentParser, downmix: bool = True, keep_rate: bool = True) -> None:
         sp.add_argument("input", type=Path)

@@ -228,7 +228,7 @@ class Codec:
              sides: Collection[str] = ("encoder", "decoder")) -> Codec:
         """Load ``DIR/encoder.tflite`` and ``DIR/decoder.tflite`` as ``DIR/manifest.json`` describes.
 
-        ``threads``: CPU threads for LiteRT (None: LiteRT's choice). ``sides``: the graphs to load;
+        ``threads``: CPU threads for LiteRT (None: every available core). ``sides``: the graphs to load;
         an app that only decodes loads ``("decoder",)`` and holds half the memory.
         """
         model_dir = Path(model_dir)
@@ -254,6 +254,11 @@ class Codec:
         """Release the LiteRT graphs now rather than when the Codec is collected."""
         for graph in self._graphs.values():
             graph.close()
+
+    @property
+    def threads(self) -> int:
+        """CPU threads LiteRT runs the graphs with."""
+        return next(iter(self._graphs.values())).threads
 
     @property
     def sample_rate(self) -> int:

@@ -86,15 +86,25 @@ def _release(signatures: dict[str, Signature], model: CompiledModel, environment
         environment.close()
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class Graph:
-    """A ``.tflite`` graph with named signatures, run by LiteRT on the CPU (XNNPACK)."""
+    """A ``.tflite`` graph with named signatures, run by LiteRT on the CPU (XNNPACK) with ``threads``
+    threads (None: every available core; LiteRT's own default would be one)."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ValueError(f"{self.path} not found")
-        options = Options(hardware_accelerators=HardwareAccelerator.CPU,
-                          cpu_options=CpuOptions(num_threads=threads or 0, xnnpack_weight_cache_path=IN_MEMORY_WEIGHT_CACHE))
+        self.threads = threads or available_cores()
+        cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=IN_MEMORY_WEIGHT_CACHE)
+        options = Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu)
         try:
             with stderr_silenced():
                 environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 from pathlib import Path
 
@@ -69,3 +71,9 @@ def tiny_copy(tmp_path) -> Path:
 def rel_err(ref: np.ndarray, test: np.ndarray) -> float:
     """max |ref - test| / max |ref|."""
     return float(np.abs(ref - test).max() / np.abs(ref).max())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """LiteRT logs its accelerators' destruction at INFO level on fd 2 as the process exits, after
+    pytest has restored its own descriptors: silence fd 2 at exit, once the summary is out."""
+    atexit.register(lambda: os.dup2(os.open(os.devnull, os.O_WRONLY), 2))

@@ -137,3 +137,10 @@ def test_a_codec_loaded_with_one_side_runs_that_side_and_names_the_missing_one(e
         decoder_only.encode(np.zeros((2, 100), np.float32))
     with pytest.raises(ValueError, match="sides must be"):
         Codec.load(export_dir("fp32"), sides=("speaker",))
+
+
+def test_a_codec_loaded_without_a_thread_count_uses_every_available_core(export_dir):
+    from same_edge.graph import available_cores
+
+    assert Codec.load(export_dir("fp32")).threads == available_cores()
+    assert Codec.load(export_dir("fp32"), threads=1).threads == 1
