@@ -3,9 +3,12 @@
     python -m same_edge_export.train --out build/demo-train --minutes 55 --seed 0
 
 Data comes from Debian's archive, fetched by the recipe with ``apt-get download`` (no other
-network): the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h, GPL-3+) for
-training, and the Frozen Bubble music (``frozen-bubble-data``, 2 tracks, 8.4 min, GPL-2+), a
-different composer, held out for evaluation. Decoded once to an int16 cache.
+network). Training: the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h,
+GPL-3+) and the music of three more games, by eight other composers (``extremetuxracer-data``,
+``xmoto-data``, ``lincity-ng-data``: 20 tracks, 30 min, GPL-2+); each batch draws its crops from
+the four sources equally. Held out for evaluation: the Frozen Bubble music
+(``frozen-bubble-data``, 2 tracks, 8.4 min, GPL-2+), another composer. Decoded once to int16
+caches at 44.1 kHz.
 
 Losses in the spirit of the SAME paper: multi-resolution STFT (spectral convergence + log
 magnitude), multi-resolution log-mel L1, a small waveform L1, and the soft-norm bottleneck
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 import torch
 import torch.nn.functional as F
 
@@ -34,17 +38,28 @@ from .checkpoint import official_state_dict
 from .config import load_config
 from .model import DynamicTanh, SameAutoencoder
 
-DATA_PACKAGES = {
-    "train": ("planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
-    "heldout": ("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/frozen-mainzik-*.ogg"),
+DATA_PACKAGES = {  # split -> (Debian package, music files in it)
+    "train": (("planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
+              ("extremetuxracer-data", "usr/share/games/etr/music/*.ogg"),
+              ("xmoto-data", "usr/share/games/xmoto/Textures/Musics/*.ogg"),
+              ("lincity-ng-data", "usr/share/games/lincity-ng/music/default/*.ogg")),
+    "heldout": (("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/frozen-mainzik-*.ogg"),),
 }
 SAMPLE_RATE = 44100
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "models" / "demo" / "model_config.json"
 
 
+def fetch_sources(split: str, cache: Path) -> dict[str, list[Path]]:
+    """Download and unpack the Debian packages of ``split``; return each package's music files."""
+    return {package: _fetch_package(package, pattern, cache) for package, pattern in DATA_PACKAGES[split]}
+
+
 def fetch_tracks(split: str, cache: Path) -> list[Path]:
-    """Download and unpack the Debian package of ``split``; return its music files."""
-    package, pattern = DATA_PACKAGES[split]
+    """Every music file of ``split``, package by package."""
+    return [f for files in fetch_sources(split, cache).values() for f in files]
+
+
+def _fetch_package(package: str, pattern: str, cache: Path) -> list[Path]:
     root = cache / package
     if not root.is_dir():
         cache.mkdir(parents=True, exist_ok=True)
@@ -70,9 +85,13 @@ def decode_tracks(files: list[Path], out: Path, limit_seconds: float | None = No
         parts = []
         budget = None if limit_seconds is None else int(limit_seconds * SAMPLE_RATE)
         for f in files:
-            x, sr = sf.read(str(f), dtype="float32", always_2d=True, frames=-1 if budget is None else budget)
-            if sr != SAMPLE_RATE or x.shape[1] != 2:
-                raise RuntimeError(f"{f}: expected 44.1 kHz stereo, got {sr} Hz x {x.shape[1]}")
+            x, sr = sf.read(str(f), dtype="float32", always_2d=True)
+            if x.shape[1] != 2:
+                raise RuntimeError(f"{f}: expected stereo, got {x.shape[1]} channel(s)")
+            if sr != SAMPLE_RATE:
+                x = soxr.resample(x, sr, SAMPLE_RATE, quality="VHQ")
+            if budget is not None:
+                x = x[:budget]
             parts.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
             if budget is not None:
                 budget -= x.shape[0]
@@ -86,18 +105,21 @@ def decode_tracks(files: list[Path], out: Path, limit_seconds: float | None = No
 
 
 class Crops:
-    """Random stereo crops of ``samples`` from an int16 [T, 2] array, skipping near-silence."""
+    """Random stereo crops of ``samples`` from int16 [T, 2] arrays (one per source, each crop from a
+    source drawn uniformly, so a small source counts as much as a large one), skipping near-silence."""
 
-    def __init__(self, data: np.ndarray, samples: int, seed: int) -> None:
-        self.data, self.samples = data, samples
+    def __init__(self, data: np.ndarray | list[np.ndarray], samples: int, seed: int) -> None:
+        self.sources = [data] if isinstance(data, np.ndarray) else list(data)
+        self.samples = samples
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> torch.Tensor:
         out = np.empty((size, 2, self.samples), np.float32)
         i = 0
         while i < size:
-            start = int(self.rng.integers(0, self.data.shape[0] - self.samples))
-            x = self.data[start : start + self.samples].T.astype(np.float32) / 32768.0
+            data = self.sources[int(self.rng.integers(len(self.sources)))]
+            start = int(self.rng.integers(0, data.shape[0] - self.samples))
+            x = data[start : start + self.samples].T.astype(np.float32) / 32768.0
             if np.abs(x).max() < 1e-3:
                 continue
             if self.rng.random() < 0.5:
@@ -178,7 +200,8 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     torch.manual_seed(seed)
     cache = cache or out / "data"
     cache.mkdir(parents=True, exist_ok=True)
-    data = decode_tracks(fetch_tracks(split, cache), cache / f"{split}.npy", limit_seconds)
+    data = [decode_tracks(files, cache / f"{package}.npy", limit_seconds)
+            for package, files in fetch_sources(split, cache).items()]
     cfg = load_config(DEMO_CONFIG)
     chunk = cfg.chunk_size * cfg.patch_size
     samples = max(chunk, int(round(seconds * SAMPLE_RATE / chunk)) * chunk)

@@ -105,13 +105,14 @@ class Graph:
         self.threads = threads or available_cores()
         cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=IN_MEMORY_WEIGHT_CACHE)
         options = Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu)
-        try:
-            with stderr_silenced():
-                environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))
+        with stderr_silenced():
+            environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))
+            try:
                 model = CompiledModel.from_file(str(self.path), environment=environment, options=options)
                 self.signatures = {key: Signature(model, key) for key in model.get_signature_list()}
-        except (ValueError, RuntimeError) as e:
-            raise ValueError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
+            except (ValueError, RuntimeError) as e:
+                environment.close()  # here, silenced, rather than whenever it is collected
+                raise ValueError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
         # Released when the graph is collected or, at the latest, at interpreter exit.
         self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment)
 

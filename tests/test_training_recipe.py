@@ -12,7 +12,7 @@ from same_edge_export.train import Crops, reconstruction_loss, softnorm_regulari
 def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "run"
     ckpt = train(out, minutes=5, max_steps=1, batch=2, limit_seconds=20, split="heldout", cache=tmp_path / "data")
-    cached = np.load(tmp_path / "data" / "heldout.npy", mmap_mode="r")
+    cached = np.load(tmp_path / "data" / "frozen-bubble-data.npy", mmap_mode="r")
     assert cached.dtype == np.int16 and cached.shape[1] == 2 and 19 * 44100 < cached.shape[0] <= 21 * 44100
     model = load_model(out / "model_config.json", ckpt)  # the official layout, strictly
     assert sum(p.numel() * 4 for p in model.parameters()) <= 25e6  # at most 25 MB of fp32 weights
@@ -27,3 +27,11 @@ def test_losses_are_zero_for_a_perfect_reconstruction_and_positive_otherwise():
     assert all(float(v) > 0 for v in reconstruction_loss(x, 0.5 * x).values())
     z = torch.randn(2, 256, 32)
     assert float(softnorm_regulariser(z)) < float(softnorm_regulariser(3 * z + 1))
+
+
+def test_crops_draw_from_every_source_equally_whatever_its_length():
+    long = np.full((400_000, 2), 1000, np.int16)
+    short = np.full((20_000, 2), -1000, np.int16)
+    crops = Crops([long, short], 8192, seed=0).batch(400)
+    from_short = float((crops[:, 0, 0] < 0).float().mean())
+    assert 0.4 < from_short < 0.6
