@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,6 @@ import numpy as np
 from .atomic import publish, temp_beside
 
 LATENTS_MEMBER = "latents.npy"
-_HEADER_KEYS = ("sample_rate", "length", "model_id", "source_rate")
 
 
 class LatentFileError(ValueError):
@@ -74,6 +73,7 @@ class LatentWriter:
     def close(self) -> None:
         """Assemble the ``.npz`` (needs ``header``) and move it into place."""
         if self.header is None:
+            self.abort()
             raise ValueError("LatentWriter.header must be set before close")
         self._frames.close()
         tmp = temp_beside(self.path)
@@ -83,9 +83,7 @@ class LatentWriter:
                     header = {"descr": "<f4", "fortran_order": True, "shape": (self.latent_dim, self.frames)}
                     np.lib.format.write_array_header_2_0(member, header)
                     shutil.copyfileobj(frames, member, 1 << 20)
-                h = self.header
-                for key, value in (("sample_rate", np.int64(h.sample_rate)), ("length", np.int64(h.length)),
-                                   ("model_id", np.str_(h.model_id)), ("source_rate", np.int64(h.source_rate))):
+                for key, value in asdict(self.header).items():
                     with zf.open(f"{key}.npy", "w") as member:
                         np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
             publish(tmp, self.path)
@@ -122,7 +120,7 @@ class LatentReader:
             raise LatentFileError(f"latent file not found: {self.path}")
         try:
             self._zip = zipfile.ZipFile(self.path)
-            values = {key: self._scalar(key) for key in _HEADER_KEYS}
+            values = {f.name: self._scalar(f.name) for f in fields(LatentHeader)}
             self.header = LatentHeader(int(values["sample_rate"]), int(values["length"]), str(values["model_id"]),
                                        int(values["source_rate"]))
             with self._zip.open(LATENTS_MEMBER) as f:
