@@ -32,7 +32,7 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.compiled_model import CompiledModel
 from ai_edge_litert.cpu_options import CpuOptions
 from ai_edge_litert.options import Options
-from same_edge.graph import Graph, stderr_silenced
+from same_edge.graph import IN_MEMORY_WEIGHT_CACHE, Graph, stderr_silenced
 base = hwm()
 t0 = time.perf_counter()
 with stderr_silenced():
@@ -59,10 +59,7 @@ with stderr_silenced():
                 b.write(np.zeros(s, np.float32))
             sigs[key] = lambda i=i, ins=ins, outs=outs: cm.run_by_index(i, ins, outs)
     else:
-        import same_edge.graph as g
-        if variant == "compiled+file-cache":
-            g.IN_MEMORY_WEIGHT_CACHE = cache  # the same path with a cache file on disk
-        graph = Graph(path, threads)
+        graph = Graph(path, threads, weight_cache=cache if variant == "compiled+file-cache" else IN_MEMORY_WEIGHT_CACHE)
         sigs = {k: (lambda s=s: s(**{n: np.zeros(sh, np.float32) for n, sh in s.inputs.items()}))
                 for k, s in graph.signatures.items()}
 load = time.perf_counter() - t0

@@ -24,6 +24,7 @@ import soxr
 
 from same_edge import Codec
 from same_edge.metrics import QualityMeter
+from same_edge.models import DEMO_MODEL_DIR
 
 from .train import SAMPLE_RATE, decode_tracks, fetch_tracks
 
@@ -88,7 +89,8 @@ def evaluate(model_dir: Path, data_dir: Path) -> dict:
         for name, y in outputs.items():
             results[name]["meter"].update(audio, y)
             results[name]["visqol"] += [_visqol(audio[:, s : s + n], y[:, s : s + n], api) for s in starts]
-    clip, _ = sf.read(str(model_dir / "clip.flac"), dtype="float32", always_2d=True)
+    clip_path = next(p for p in (model_dir / "clip.flac", DEMO_MODEL_DIR / "clip.flac") if p.is_file())
+    clip, _ = sf.read(str(clip_path), dtype="float32", always_2d=True)
     clip = np.ascontiguousarray(clip.T)
     meter = QualityMeter(SAMPLE_RATE)
     meter.update(clip, codec.decode(codec.encode(clip))[:, : clip.shape[1]])

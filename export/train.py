@@ -1,6 +1,6 @@
 """Training recipe of the bundled demo SAME (``models/demo``): data, losses, loop, checkpoint.
 
-    python -m same_edge_export.train --out build/demo-train --minutes 55 --seed 0
+    python -m same_edge_export.train --out build/demo-train --minutes 56 --seed 0
 
 Data comes from Debian's archive, fetched by the recipe with ``apt-get download`` (no other
 network). Training: the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h,
@@ -193,7 +193,7 @@ def forward(model: SameAutoencoder, audio: torch.Tensor, latent_noise: float) ->
 
 def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: float = 1.486, lr: float = 6e-4,
           cache: Path | None = None, limit_seconds: float | None = None, max_steps: int | None = None,
-          split: str = "train", device: str = "cpu") -> Path:
+          split: str = "train", device: str = "cpu", config: Path = DEMO_CONFIG) -> Path:
     """Train the demo model for ``minutes`` of wall time (or ``max_steps``); write the official-layout
     checkpoint and config to ``out``. Returns the checkpoint path. (``split`` and ``limit_seconds``
     let a test run one step on a small slice.)"""
@@ -202,7 +202,7 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     cache.mkdir(parents=True, exist_ok=True)
     data = [decode_tracks(files, cache / f"{package}.npy", limit_seconds)
             for package, files in fetch_sources(split, cache).items()]
-    cfg = load_config(DEMO_CONFIG)
+    cfg = load_config(config)
     chunk = cfg.chunk_size * cfg.patch_size
     samples = max(chunk, int(round(seconds * SAMPLE_RATE / chunk)) * chunk)
     crops = Crops(data, samples, seed)
@@ -235,7 +235,7 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
 
     checkpoint = out / "model.safetensors"
     save_file(official_state_dict(model.eval().cpu()), str(checkpoint))
-    shutil.copy(DEMO_CONFIG, out / "model_config.json")
+    shutil.copy(config, out / "model_config.json")
     (out / "train_log.json").write_text(json.dumps({"seed": seed, "device": device, "batch": batch, "samples": samples, "lr": lr,
                                                     "steps": step, "minutes": minutes, "log": log}, indent=1))
     return checkpoint
@@ -246,7 +246,8 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
 def main() -> None:
     p = argparse.ArgumentParser(description="Train the bundled demo SAME on Debian-packaged music (CPU).")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--minutes", type=float, default=55.0, help="wall-clock training budget")
+    p.add_argument("--minutes", type=float, default=56.0, help="wall-clock training budget")
+    p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="model config (default: the demo model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-steps", type=int, default=None)
@@ -256,7 +257,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     ckpt = train(args.out, args.minutes, args.seed, args.batch, max_steps=args.max_steps,
-                 limit_seconds=args.limit_seconds, device=args.device)
+                 limit_seconds=args.limit_seconds, device=args.device, config=args.config)
     print(f"wrote {ckpt}")
 
 

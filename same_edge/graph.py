@@ -96,14 +96,18 @@ def available_cores() -> int:
 
 class Graph:
     """A ``.tflite`` graph with named signatures, run by LiteRT on the CPU (XNNPACK) with ``threads``
-    threads (None: every available core; LiteRT's own default would be one)."""
+    threads (None: every available core; LiteRT's own default would be one).
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    ``weight_cache``: where XNNPACK keeps the weights it packs, so that the signatures share one
+    packed copy: ``IN_MEMORY_WEIGHT_CACHE`` (the default), or a file path that later loads reuse.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str = IN_MEMORY_WEIGHT_CACHE) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise ValueError(f"{self.path} not found")
         self.threads = threads or available_cores()
-        cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=IN_MEMORY_WEIGHT_CACHE)
+        cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=weight_cache)
         options = Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu)
         with stderr_silenced():
             environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))

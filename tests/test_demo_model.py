@@ -1,0 +1,70 @@
+"""The bundled demo model (``models/demo``): complete and within its size budget, found by default,
+as good on its clip as its quality report says, better than the PCA baseline, and reproducible:
+a fresh export of its checkpoint gives its graphs."""
+
+import json
+
+import pytest
+
+from same_edge import Codec
+from same_edge.audio import read_audio
+from same_edge.manifest import read_manifest
+from same_edge.metrics import QualityMeter
+from same_edge.models import DEMO_MODEL_DIR
+
+BUNDLE = ("model_config.json", "model.safetensors", "encoder.tflite", "decoder.tflite", "manifest.json",
+          "fidelity.json", "quality.json", "clip.flac", "README.md")
+MODEL, PCA = "same-edge demo model", "PCA baseline"
+
+# The specification of the bundle, in force from the commit that bundles a trained model (issue 4).
+pytestmark = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").is_file(),
+                                reason="no trained demo model is bundled yet (models/demo/README.md)")
+
+
+@pytest.fixture(scope="module")
+def quality() -> dict:
+    return json.loads((DEMO_MODEL_DIR / "quality.json").read_text())
+
+
+def test_bundle_holds_checkpoint_graphs_reports_and_clip_within_30_mb():
+    assert sorted(p.name for p in DEMO_MODEL_DIR.iterdir() if not p.name.startswith(("_", "."))) == sorted(BUNDLE)
+    assert (DEMO_MODEL_DIR / "model.safetensors").stat().st_size <= 25_000_000  # fp32 weights
+    assert sum(p.stat().st_size for p in DEMO_MODEL_DIR.iterdir() if p.is_file()) <= 30_000_000
+
+
+def test_bundled_model_is_the_default_and_its_manifest_names_its_checkpoint():
+    from same_edge.cli import DEFAULT_MODEL
+    from same_edge_export.checkpoint import sha256_file
+
+    assert DEFAULT_MODEL == DEMO_MODEL_DIR
+    source = read_manifest(DEMO_MODEL_DIR).raw["source"]
+    assert source["checkpoint_sha256"] == sha256_file(DEMO_MODEL_DIR / "model.safetensors")
+    assert source["config_sha256"] == sha256_file(DEMO_MODEL_DIR / "model_config.json")
+
+
+def test_bundled_graphs_round_trip_the_clip_with_the_reported_quality(quality):
+    codec = Codec.load(DEMO_MODEL_DIR)
+    clip, _ = read_audio(DEMO_MODEL_DIR / "clip.flac", codec.sample_rate)
+    meter = QualityMeter(codec.sample_rate)
+    meter.update(clip, codec.decode(codec.encode(clip))[:, : clip.shape[1]])
+    got, reported = meter.result(), quality["clip"]
+    assert got["mel_distance"] == pytest.approx(reported["mel_distance"], abs=0.01)
+    assert got["snr_db"] == pytest.approx(reported["snr_db"], abs=0.2)
+
+
+def test_bundled_model_beats_the_pca_baseline_on_whole_held_out_tracks(quality):
+    systems = quality["systems"]
+    assert systems[MODEL]["mel_distance"] < systems[PCA]["mel_distance"]
+    assert systems[MODEL]["visqol_moslqo"] > systems[PCA]["visqol_moslqo"]
+    assert quality["heldout_seconds"] > 300  # whole tracks, not an excerpt
+
+
+def test_a_fresh_export_of_the_bundled_checkpoint_reproduces_the_bundled_graphs(tmp_path):
+    from same_edge_export.convert import export
+
+    manifest = read_manifest(DEMO_MODEL_DIR)
+    clip, _ = read_audio(DEMO_MODEL_DIR / "clip.flac", manifest.sample_rate)
+    fresh = export(DEMO_MODEL_DIR / "model_config.json", DEMO_MODEL_DIR / "model.safetensors", tmp_path / "fresh",
+                   manifest.precision, manifest.windows, fidelity_audio=clip, progress=False)
+    for side in ("encoder", "decoder"):
+        assert fresh[side]["sha256"] == manifest.raw[side]["sha256"], f"{side}.tflite differs from a fresh export"
