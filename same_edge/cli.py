@@ -36,12 +36,18 @@ class CliError(Exception):
     pass
 
 
+def _model_dir(given: Path | None) -> Path:
+    """The model directory named on the command line, else the bundled demo model."""
+    if given is not None:
+        return given
+    if not (DEFAULT_MODEL / "manifest.json").is_file():
+        raise CliError("no model given and no bundled demo model is installed; pass --model DIR "
+                       "(a directory written by `same-edge export`)")
+    return DEFAULT_MODEL
+
+
 def _load(args: argparse.Namespace, sides: tuple[str, ...] = ("encoder", "decoder")) -> Codec:
-    if args.model is None:
-        if not (DEFAULT_MODEL / "manifest.json").is_file():
-            raise CliError("no --model given and no bundled demo model is installed; pass --model DIR "
-                           "(a directory written by `same-edge export`)")
-        args.model = DEFAULT_MODEL
+    args.model = _model_dir(args.model)
     if args.threads is not None and args.threads < 1:
         raise CliError("--threads must be at least 1")
     return Codec.load(args.model, threads=args.threads, sides=sides)
@@ -230,6 +236,7 @@ def _report_over(over: int) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    args.model_dir = _model_dir(args.model_dir)
     m = read_manifest(args.model_dir)
     if args.json:
         print(json.dumps(m.raw, indent=2))
@@ -307,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("info", help="describe a model directory")
-    sp.add_argument("model_dir", type=Path)
+    sp.add_argument("model_dir", type=Path, nargs="?", default=None,
+                    help="model directory (default: the bundled demo model)")
     sp.add_argument("--json", action="store_true", help="print the whole manifest")
     sp.set_defaults(func=cmd_info)
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,23 @@ def test_stream_reports_block_timing_and_latency(tmp_path, capsys, model):
 def test_info_prints_the_manifest(capsys, model):
     rc, out, _ = _run(capsys, "info", model, "--json")
     assert rc == 0 and json.loads(out)["model"]["hop"] == 4096
+
+
+def test_commands_without_a_model_use_the_bundled_one_or_fail_in_one_line(tmp_path, capsys, monkeypatch, model):
+    import same_edge.cli as cli
+
+    sf.write(tmp_path / "in.wav", _music(1.0), SR)
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", tmp_path / "not-installed")
+    rc, _, err = _run(capsys, "info")
+    _assert_clean_failure(rc, err, tmp_path, "no bundled demo model")
+    rc, _, err = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav")
+    _assert_clean_failure(rc, err, tmp_path, "no bundled demo model")
+
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", Path(model))
+    rc, out, _ = _run(capsys, "info")
+    assert rc == 0 and out.startswith(f"model      {model} ")
+    rc, _, _ = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav")
+    assert rc == 0 and sf.info(tmp_path / "out.wav").frames == SR
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "truncated", "text", "nan", "bad_output_ext"])
