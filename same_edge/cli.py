@@ -41,8 +41,8 @@ def _model_dir(given: Path | None) -> Path:
     if given is not None:
         return given
     if not (DEFAULT_MODEL / "manifest.json").is_file():
-        raise CliError("no model given and no bundled demo model is installed; pass --model DIR "
-                       "(a directory written by `same-edge export`)")
+        raise CliError("no model given and no bundled demo model is installed; "
+                       "name a directory written by `same-edge export`")
     return DEFAULT_MODEL
 
 
