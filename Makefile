@@ -26,7 +26,7 @@ demo: $(BIN)/.installed
 DEMO_PRECISION ?= w8a8
 demo-model: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[export,dev,train]'
-	$(BIN)/python -m same_edge_export.train --out build/demo-train --minutes 52 --seed 0
+	$(BIN)/python -m same_edge_export.train --out build/demo-train --minutes 56 --seed 0
 	cp build/demo-train/model.safetensors models/demo/model.safetensors
 	$(BIN)/same-edge export --config models/demo/model_config.json --checkpoint models/demo/model.safetensors \
 		--precision $(DEMO_PRECISION) --fidelity-audio models/demo/clip.flac --out models/demo

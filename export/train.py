@@ -1,6 +1,6 @@
 """Training recipe of the bundled demo SAME (``models/demo``): data, losses, loop, checkpoint.
 
-    python -m same_edge_export.train --out build/demo-train --minutes 52 --seed 0
+    python -m same_edge_export.train --out build/demo-train --minutes 56 --seed 0
 
 Data comes from Debian's archive, fetched by the recipe with ``apt-get download`` (no other
 network). Training: the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h,
@@ -135,8 +135,8 @@ DYT_INIT_ALPHA = 4.0  # the official DynamicTanh initialisation (sharp qk-norm: 
 
 
 def init_for_training(model: SameAutoencoder) -> SameAutoencoder:
-    """The official initialisation where it matters: residual branches start at zero (each block
-    starts as the identity), DyT's alpha at 4 and the learned tokens near zero."""
+    """The official initialisation where it matters (residual branches start at zero, so each block
+    starts as the identity; DyT's alpha at 4; the learned tokens near zero), and a silent decoder."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, DynamicTanh):
@@ -147,6 +147,10 @@ def init_for_training(model: SameAutoencoder) -> SameAutoencoder:
                 block.ff.down.weight.zero_()
                 block.ff.down.bias.zero_()
             side.output_token.normal_(0.0, 1e-5)
+        # The decoder starts silent: random output weights start it as loud white noise, which the
+        # log losses then spend steps removing (8-min probe: held-out mel 0.593 against 0.624).
+        model.decoder.output_conv.weight.zero_()
+        model.decoder.output_conv.bias.zero_()
     return model
 
 
@@ -254,7 +258,7 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
 def main() -> None:
     p = argparse.ArgumentParser(description="Train the bundled demo SAME on Debian-packaged music (CPU).")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--minutes", type=float, default=52.0, help="wall-clock training budget")
+    p.add_argument("--minutes", type=float, default=56.0, help="wall-clock training budget")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="model config (default: the demo model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)

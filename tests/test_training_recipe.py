@@ -6,7 +6,9 @@ import numpy as np
 import torch
 
 from same_edge_export.checkpoint import load_model
-from same_edge_export.train import Crops, reconstruction_loss, softnorm_regulariser, train
+from same_edge_export.config import load_config
+from same_edge_export.model import SameAutoencoder
+from same_edge_export.train import DEMO_CONFIG, Crops, init_for_training, reconstruction_loss, softnorm_regulariser, train
 
 
 def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
@@ -35,3 +37,12 @@ def test_crops_draw_from_every_source_equally_whatever_its_length():
     crops = Crops([long, short], 8192, seed=0).batch(400)
     from_short = float((crops[:, 0, 0] < 0).float().mean())
     assert 0.4 < from_short < 0.6
+
+
+def test_training_starts_with_identity_blocks_and_a_silent_decoder():
+    model = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG)))
+    blocks = [b for side in (model.encoder, model.decoder) for b in side.transformer.blocks]
+    assert all(not b.attn.out.weight.any() and not b.ff.down.weight.any() for b in blocks)
+    with torch.no_grad():
+        audio = model.decode(torch.randn(1, 256, 4))
+    assert audio.shape == (1, 2, 4 * 4096) and not audio.any()
