@@ -46,3 +46,10 @@ def test_training_starts_with_identity_blocks_and_a_silent_decoder():
     with torch.no_grad():
         audio = model.decode(torch.randn(1, 256, 4))
     assert audio.shape == (1, 2, 4 * 4096) and not audio.any()
+
+
+def test_crops_never_clip_after_the_random_treble_lift():
+    loud = np.random.default_rng(0).choice(np.array([-32767, 32767], np.int16), size=(100_000, 2))
+    crops = Crops(loud, 8192, seed=0).batch(16)
+    assert float(crops.abs().max()) <= 1.0
+    assert float(crops.abs().max()) > 0.5  # scaled, not silenced
