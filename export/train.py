@@ -127,8 +127,8 @@ class Crops:
                 continue
             if self.rng.random() < 0.5:
                 x = x[::-1]  # swap channels
-            # A random treble lift (first-order pre-emphasis, up to +8 dB at 16 kHz): the training
-            # music is duller than most, and a model that never sees bright music dulls it.
+            # A random treble lift (first-order pre-emphasis, up to +8.8 dB at 16 kHz): the training
+            # music is duller than the held-out music, and a model that never sees bright music dulls it.
             lift = self.rng.uniform(0.0, 1.0)
             x = x + lift * np.diff(x, axis=1, prepend=x[:, :1])
             out[i] = x * (self.rng.uniform(0.5, 1.0) / max(1.0, float(np.abs(x).max())))
