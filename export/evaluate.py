@@ -26,7 +26,7 @@ from same_edge import Codec
 from same_edge.metrics import QualityMeter
 from same_edge.models import DEMO_MODEL_DIR
 
-from .train import SAMPLE_RATE, decode_tracks, fetch_tracks
+from .train import SAMPLE_RATE, decode_tracks, fetch_sources, fetch_tracks
 
 VISQOL_EXCERPTS = 3
 VISQOL_SECONDS = 10.0
@@ -71,7 +71,10 @@ def evaluate(model_dir: Path, data_dir: Path) -> dict:
     from visqol.api import VisqolApi
 
     codec = Codec.load(model_dir)
-    train = decode_tracks(fetch_tracks("train", data_dir), data_dir / "train.npy")
+    # The recipe's per-package caches, in order: the same audio as decoding every training track
+    # again, without a second decode or an all-tracks cache that goes stale when the packages change.
+    train = np.concatenate([decode_tracks(files, data_dir / f"{package}.npy")
+                            for package, files in fetch_sources("train", data_dir).items()])
     pca = PcaCodec.fit(train, codec.hop, codec.latent_dim)
     api = VisqolApi()
     api.create(mode="audio")
