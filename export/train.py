@@ -211,9 +211,9 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
           cache: Path | None = None, limit_seconds: float | None = None, max_steps: int | None = None,
           split: str = "train", device: str = "cpu", config: Path = DEMO_CONFIG,
           loss_weights: dict[str, float] = LOSS_WEIGHTS) -> Path:
-    """Train the demo model for ``minutes`` of wall time (or ``max_steps``); write the official-layout
-    checkpoint and config to ``out``. Returns the checkpoint path. (``split`` and ``limit_seconds``
-    let a test run one step on a small slice.)"""
+    """Train the demo model for ``minutes`` of wall time (or ``max_steps``, which then also sets the
+    learning-rate schedule); write the official-layout checkpoint and config to ``out``. Returns the
+    checkpoint path. (``split`` and ``limit_seconds`` let a test run one step on a small slice.)"""
     torch.manual_seed(seed)
     cache = cache or out / "data"
     cache.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,9 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     step, log = 0, []
     t0 = time.time()
     while (max_steps is None or step < max_steps) and time.time() < deadline:
-        frac = min(1.0, (time.time() - t0) / (minutes * 60))
+        # Over the step budget when one is given: the same run then takes the same trajectory however
+        # busy the machine is, which wall-time schedules do not (probes comparing recipes need that).
+        frac = step / max_steps if max_steps else min(1.0, (time.time() - t0) / (minutes * 60))
         for g in opt.param_groups:  # warm-up, then cosine over the time budget
             g["lr"] = lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         audio = crops.batch(batch).to(device)
@@ -267,7 +269,8 @@ def main() -> None:
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help="model config (default: the demo model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps, with the schedule over them (reproducible probes)")
     p.add_argument("--limit-seconds", type=float, default=None, help="decode only this much training audio")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device (default: cuda where a GPU is present)")

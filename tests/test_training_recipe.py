@@ -53,3 +53,14 @@ def test_crops_never_clip_after_the_random_treble_lift():
     crops = Crops(loud, 8192, seed=0).batch(16)
     assert float(crops.abs().max()) <= 1.0
     assert float(crops.abs().max()) > 0.5  # scaled, not silenced
+
+
+def test_a_step_budget_makes_training_reproducible_however_busy_the_machine(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        ckpt = train(tmp_path / name, minutes=5, max_steps=3, batch=2, limit_seconds=20, split="heldout",
+                     cache=tmp_path / "data")
+        runs.append(load_model(tmp_path / name / "model_config.json", ckpt).state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    trained = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG))).state_dict()
+    assert not torch.equal(runs[0]["decoder.output_conv.weight"], trained["decoder.output_conv.weight"])
