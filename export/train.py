@@ -229,10 +229,9 @@ def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: flo
     step, log = 0, []
     t0 = time.time()
     while (max_steps is None or step < max_steps) and time.time() < deadline:
-        # Over the step budget when one is given: the same run then takes the same trajectory however
-        # busy the machine is, which wall-time schedules do not (probes comparing recipes need that).
+        # A step budget schedules by steps: the same trajectory however busy the machine (probes).
         frac = step / max_steps if max_steps else min(1.0, (time.time() - t0) / (minutes * 60))
-        for g in opt.param_groups:  # warm-up, then cosine over the time budget
+        for g in opt.param_groups:  # warm-up, then cosine over the budget
             g["lr"] = lr * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         audio = crops.batch(batch).to(device)
         z, y = forward(model, audio, latent_noise=0.05)

@@ -62,5 +62,5 @@ def test_a_step_budget_makes_training_reproducible_however_busy_the_machine(tmp_
                      cache=tmp_path / "data")
         runs.append(load_model(tmp_path / name / "model_config.json", ckpt).state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
-    trained = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG))).state_dict()
-    assert not torch.equal(runs[0]["decoder.output_conv.weight"], trained["decoder.output_conv.weight"])
+    initial = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG))).state_dict()
+    assert not torch.equal(runs[0]["decoder.output_conv.weight"], initial["decoder.output_conv.weight"])  # it trained
