@@ -1,9 +1,11 @@
 # One command each for a fresh machine: `make demo` (the main job) and `make test`.
-# Both build .venv from nothing: the runtime, the export extra, the dev tools and matplotlib (plots).
+# `make demo` builds .venv-runtime from nothing with `pip install .` alone (the runtime and the
+# bundled demo model, no torch); `make test` builds .venv: the runtime, the export extra, the dev
+# tools and matplotlib (plots).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TINY := tests/data/same-tiny
+RUNTIME_BIN := .venv-runtime/bin
 
 .PHONY: demo demo-model bench test lint clean
 
@@ -13,14 +15,17 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench]'
 	touch $@
 
-# Main job (until a trained demo model is bundled): export the tiny SAME fixture (seeded random
-# weights in the official layout) to LiteRT, describe it, then stream the bundled music clip
-# through its encoder and decoder in real-time-sized blocks: speed, latency, quality, a picture.
-demo: $(BIN)/.installed
-	$(BIN)/same-edge export --config $(TINY)/model_config.json --checkpoint $(TINY)/model.safetensors \
-		--precision fp32 --out build/tiny-fp32
-	$(BIN)/same-edge info build/tiny-fp32
-	$(BIN)/same-edge demo --model build/tiny-fp32 --out build/demo
+$(RUNTIME_BIN)/.installed: pyproject.toml $(wildcard same_edge/*.py) $(wildcard models/demo/*)
+	$(PYTHON) -m venv .venv-runtime
+	$(RUNTIME_BIN)/python -m pip install --quiet --upgrade pip
+	$(RUNTIME_BIN)/python -m pip install --quiet .
+	touch $@
+
+# Main job: describe the bundled demo model, then stream the bundled music clip through its
+# encoder and decoder in real-time-sized blocks: speed, latency, quality, a picture.
+demo: $(RUNTIME_BIN)/.installed
+	$(RUNTIME_BIN)/same-edge info
+	$(RUNTIME_BIN)/same-edge demo --out build/demo
 
 # The recipe of the bundled demo model (about an hour on a 2-core CPU): train, export, evaluate.
 DEMO_PRECISION ?= w8a8
@@ -46,4 +51,4 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export tests benchmarks
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) .venv-runtime build

@@ -16,10 +16,6 @@ BUNDLE = ("model_config.json", "model.safetensors", "encoder.tflite", "decoder.t
           "fidelity.json", "quality.json", "clip.flac", "README.md")
 MODEL, PCA = "same-edge demo model", "PCA baseline"
 
-# The specification of the bundle, in force from the commit that bundles a trained model (issue 4).
-pytestmark = pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").is_file(),
-                                reason="no trained demo model is bundled yet (models/demo/README.md)")
-
 
 @pytest.fixture(scope="module")
 def quality() -> dict:

@@ -1,5 +1,5 @@
 """`pip install .` alone gives a working runtime: a fresh virtual environment without torch runs
-`same-edge roundtrip` on an exported model directory."""
+`same-edge roundtrip` on the bundled demo model (no `--model`) and on an exported model directory."""
 
 import subprocess
 import venv
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_runtime_only_install_round_trips_a_file_without_torch(tmp_path, export_dir):
+def test_runtime_only_install_round_trips_a_file_without_torch_on_the_bundled_model_by_default(tmp_path, export_dir):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
@@ -28,3 +28,7 @@ def test_runtime_only_install_round_trips_a_file_without_torch(tmp_path, export_
                           "--model", export_dir("fp32")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert sf.info(tmp_path / "out.wav").frames == 44100
+    bundled = subprocess.run([env_dir / "bin" / "same-edge", "roundtrip", tmp_path / "in.wav", tmp_path / "bundled.wav"],
+                             capture_output=True, text=True, timeout=300)
+    assert bundled.returncode == 0, bundled.stderr
+    assert sf.info(tmp_path / "bundled.wav").frames == 44100

@@ -48,7 +48,22 @@ def test_training_starts_with_identity_blocks_and_a_silent_decoder():
     assert audio.shape == (1, 2, 4 * 4096) and not audio.any()
 
 
-def test_crops_never_clip_after_the_random_treble_lift():
+def test_crops_are_tilted_both_brighter_and_duller():
+    noise = np.random.default_rng(0).integers(-3000, 3000, (400_000, 2)).astype(np.int16)
+    crops = Crops(noise, 8192, seed=0).batch(64).numpy()
+    power = np.abs(np.fft.rfft(crops[:, 0], axis=-1)) ** 2
+    tilt_db = 10 * np.log10(power[:, -500:].mean(1) / power[:, 50:300].mean(1))  # ~19-22 kHz over 0.3-1.6 kHz
+    assert tilt_db.min() < -6 and tilt_db.max() > 6 and abs(float(np.median(tilt_db))) < 3
+
+
+def test_per_position_decoder_tokens_start_distinct():
+    model = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG)))
+    tokens = model.decoder.output_token[0]
+    assert tokens.shape == (16, model.decoder.output_token.shape[-1])  # one per patch of a group
+    assert float(torch.cdist(tokens, tokens).add(torch.eye(16)).min()) > 0.1
+
+
+def test_crops_never_clip_after_the_random_spectral_tilt():
     loud = np.random.default_rng(0).choice(np.array([-32767, 32767], np.int16), size=(100_000, 2))
     crops = Crops(loud, 8192, seed=0).batch(16)
     assert float(crops.abs().max()) <= 1.0
