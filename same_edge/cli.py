@@ -216,7 +216,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _print_stream_report(codec, stats, codec.hop)
     print(f"quality vs the clip: SNR {q['snr_db']:.2f} dB, SI-SDR {q['si_sdr_db']:.2f} dB, "
           f"mel distance {q['mel_distance']:.4f}")
+    _print_heldout_report(Path(codec.model_dir) / "quality.json")
     print(f"wrote {out / 'reconstruction.wav'} and {out / 'spectrograms.png'} (input top, reconstruction bottom)")
+
+
+def _print_heldout_report(path: Path) -> None:
+    """The model's measured quality on held-out music (``same_edge_export.evaluate``), where it has one."""
+    if not path.is_file():
+        return
+    report = json.loads(path.read_text())
+    print(f"quality on {report['heldout_seconds']:.0f} s of held-out music ({path.name}):")
+    for name, r in report["systems"].items():
+        print(f"  {name:<22} mel distance {r['mel_distance']:.3f}, ViSQOL MOS-LQO {r['visqol_moslqo']:.2f}, "
+              f"SNR {r['snr_db']:.2f} dB")
 
 
 def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -216,3 +216,9 @@ def test_demo_streams_a_clip_and_writes_the_reconstruction_and_a_picture(tmp_pat
     assert "x real time" in out and "algorithmic latency" in out and "mel distance" in out
     assert sf.info(tmp_path / "demo" / "reconstruction.wav").frames == 10 * SR  # the bundled 10 s clip
     assert (tmp_path / "demo" / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_on_the_bundled_model_reports_its_held_out_quality_against_pca(tmp_path, capsys):
+    rc, out, _ = _run(capsys, "demo", "--out", tmp_path / "demo")
+    assert rc == 0
+    assert "held-out music" in out and "same-edge demo model" in out and "PCA baseline" in out
