@@ -67,6 +67,7 @@ def fetch_tracks(split: str, cache: Path) -> list[Path]:
 
 
 def _fetch_package(package: str, pattern: str, cache: Path) -> list[Path]:
+    archive, _, members = pattern.partition("!")
     root = cache / package
     if not root.is_dir():
         cache.mkdir(parents=True, exist_ok=True)
@@ -79,25 +80,21 @@ def _fetch_package(package: str, pattern: str, cache: Path) -> list[Path]:
             staging = cache / f".{package}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-            if "!" in pattern:
-                _unzip_members(staging, pattern)
+            if members:
+                unzip_members(staging / archive, members, staging / f"{archive}.d")
             staging.rename(root)
-    if "!" in pattern:
-        archive, members = pattern.split("!")
-        pattern = f"{archive}.d/{members}"
-    files = sorted(Path(p) for p in glob.glob(str(root / pattern)))
+    files = sorted(Path(p) for p in glob.glob(str(root / (f"{archive}.d/{members}" if members else pattern))))
     if not files:
         raise RuntimeError(f"{package} holds no files matching {pattern}")
     return files
 
 
-def _unzip_members(root: Path, pattern: str) -> None:
-    """Extract the members of ``archive!members`` (a zip in the package) into ``archive.d``."""
-    archive, members = pattern.split("!")
-    with zipfile.ZipFile(root / archive) as z:
+def unzip_members(archive: Path, members: str, into: Path) -> None:
+    """Extract the members of the zip ``archive`` that match the glob ``members`` into ``into``."""
+    with zipfile.ZipFile(archive) as z:
         for name in z.namelist():
             if fnmatch.fnmatch(name, members):
-                z.extract(name, root / f"{archive}.d")
+                z.extract(name, into)
 
 
 def decode_tracks(files: list[Path], out: Path, limit_seconds: float | None = None) -> np.ndarray:

@@ -8,7 +8,15 @@ import torch
 from same_edge_export.checkpoint import load_model
 from same_edge_export.config import load_config
 from same_edge_export.model import SameAutoencoder
-from same_edge_export.train import DEMO_CONFIG, Crops, init_for_training, reconstruction_loss, softnorm_regulariser, train
+from same_edge_export.train import (
+    DEMO_CONFIG,
+    Crops,
+    init_for_training,
+    reconstruction_loss,
+    softnorm_regulariser,
+    train,
+    unzip_members,
+)
 
 
 def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
@@ -79,3 +87,13 @@ def test_a_step_budget_makes_training_reproducible_however_busy_the_machine(tmp_
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     initial = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG))).state_dict()
     assert not torch.equal(runs[0]["decoder.output_conv.weight"], initial["decoder.output_conv.weight"])  # it trained
+
+
+def test_music_packed_in_a_zip_is_extracted_by_glob(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "music.pk3", "w") as z:
+        for name in ("sound/cdtracks/a.ogg", "sound/cdtracks/b.ogg", "sound/misc/c.ogg", "maps/a.bsp"):
+            z.writestr(name, b"x")
+    unzip_members(tmp_path / "music.pk3", "sound/cdtracks/*.ogg", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["a.ogg", "b.ogg"]
