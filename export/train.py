@@ -6,7 +6,7 @@ Data comes from Debian's archive, fetched by the recipe with ``apt-get download`
 network). Training: the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h,
 GPL-3+), the music of three more games, by eight other composers (``extremetuxracer-data``,
 ``xmoto-data``, ``lincity-ng-data``: 20 tracks, 30 min, GPL-2+), the Nexuiz electronic soundtrack
-(``nexuiz-music``, 17 tracks, 1.4 h, GPL-2+) and the Warzone 2100 soundtracks
+(``nexuiz-music``, 18 tracks, 1.4 h, GPL-2+) and the Warzone 2100 soundtracks
 (``warzone2100-music``, 29 tracks, 4 h, CC-BY-SA-3.0+ / GPL-2+); each batch draws its crops from
 the six sources equally. Held out for evaluation: the Frozen Bubble music (``frozen-bubble-data``,
 2 tracks, 8.4 min, GPL-2+), another composer. Decoded once to int16 caches at 44.1 kHz.
