@@ -200,6 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
                              None)
     if clip is None:
         raise CliError(f"no demo clip found ({DEMO_CLIP} in the model directory or the package); pass --clip FILE")
+    heldout = _heldout_report(Path(codec.model_dir) / "quality.json")  # read first: a bad one writes nothing
     reader = AudioReader(clip, codec.sample_rate, codec.channels, downmix=True)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -216,19 +217,24 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _print_stream_report(codec, stats, codec.hop)
     print(f"quality vs the clip: SNR {q['snr_db']:.2f} dB, SI-SDR {q['si_sdr_db']:.2f} dB, "
           f"mel distance {q['mel_distance']:.4f}")
-    _print_heldout_report(Path(codec.model_dir) / "quality.json")
+    if heldout:
+        print(heldout)
     print(f"wrote {out / 'reconstruction.wav'} and {out / 'spectrograms.png'} (input top, reconstruction bottom)")
 
 
-def _print_heldout_report(path: Path) -> None:
-    """The model's measured quality on held-out music (``same_edge_export.evaluate``), where it has one."""
+def _heldout_report(path: Path) -> str:
+    """The model's measured quality on held-out music (``same_edge_export.evaluate``), as printable
+    lines; empty where the model directory has no report."""
     if not path.is_file():
-        return
-    report = json.loads(path.read_text())
-    print(f"quality on {report['heldout_seconds']:.0f} s of held-out music ({path.name}):")
-    for name, r in report["systems"].items():
-        print(f"  {name:<22} mel distance {r['mel_distance']:.3f}, ViSQOL MOS-LQO {r['visqol_moslqo']:.2f}, "
-              f"SNR {r['snr_db']:.2f} dB")
+        return ""
+    try:
+        report = json.loads(path.read_text())
+        lines = [f"quality on {report['heldout_seconds']:.0f} s of held-out music ({path.name}):"]
+        lines += [f"  {name:<22} mel distance {r['mel_distance']:.3f}, ViSQOL MOS-LQO {r['visqol_moslqo']:.2f}, "
+                  f"SNR {r['snr_db']:.2f} dB" for name, r in report["systems"].items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CliError(f"{path}: not a quality report of same_edge_export.evaluate ({type(e).__name__}: {e})") from None
+    return "\n".join(lines)
 
 
 def _rechunk(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -3,6 +3,7 @@ kind of bad input (one clear line, exit status 2, no output file left behind).""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -166,8 +167,6 @@ def test_latent_file_from_another_model_or_corrupt_is_refused(tmp_path, capsys, 
 
 
 def test_broken_model_directory_is_refused(tmp_path, capsys, model):
-    import shutil
-
     broken = tmp_path / "model"
     shutil.copytree(model, broken)
     (broken / "decoder.tflite").unlink()
@@ -222,3 +221,12 @@ def test_demo_on_the_bundled_model_reports_its_held_out_quality_against_pca(tmp_
     rc, out, _ = _run(capsys, "demo", "--out", tmp_path / "demo")
     assert rc == 0
     assert "held-out music" in out and "same-edge demo model" in out and "PCA baseline" in out
+
+
+def test_demo_refuses_a_broken_quality_report_in_one_line_before_writing_anything(tmp_path, capsys, model):
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    (broken / "quality.json").write_text('{"systems": {"x": {}}}')
+    rc, _, err = _run(capsys, "demo", "--model", broken, "--out", tmp_path / "demo")
+    assert rc == 2 and "quality.json: not a quality report" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "demo").exists()
