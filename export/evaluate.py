@@ -102,7 +102,9 @@ def evaluate(model_dir: Path, data_dir: Path) -> dict:
     for name, r in results.items():
         # Per excerpt too: ViSQOL clips at 1.0, and one excerpt at that floor moves a mean of six.
         report["systems"][name] = {**r["meter"].result(), "visqol_moslqo": float(np.mean(r["visqol"])),
-                                   "visqol_per_excerpt": [round(float(v), 3) for v in r["visqol"]]}
+                                   "visqol_per_excerpt": [round(float(v), 3) for v in r["visqol"]],
+                                   "mel_band_eighths": {k: [round(v, 3) for v in vals]
+                                                        for k, vals in r["meter"].mel_bands(8).items()}}
     return report
 
 

@@ -34,10 +34,17 @@ def _log_mel(x: np.ndarray, n_fft: int, sample_rate: int) -> np.ndarray:
     return np.log10(spec @ _mel_filters(n_fft, sample_rate).T + 1e-5)
 
 
+def _band_errors(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean |error| and mean signed error (test minus ref) of log10 mel magnitudes, [MEL_BANDS] each,
+    averaged over ``MEL_RESOLUTIONS``."""
+    diffs = [(_log_mel(test, n, sample_rate) - _log_mel(ref, n, sample_rate)).reshape(-1, MEL_BANDS)
+             for n in MEL_RESOLUTIONS]
+    return np.mean([np.abs(d).mean(axis=0) for d in diffs], axis=0), np.mean([d.mean(axis=0) for d in diffs], axis=0)
+
+
 def mel_distance(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
     """Mean L1 distance of log10 mel spectrograms over ``MEL_RESOLUTIONS`` (0 = identical)."""
-    return float(np.mean([np.abs(_log_mel(ref, n, sample_rate) - _log_mel(test, n, sample_rate)).mean()
-                          for n in MEL_RESOLUTIONS]))
+    return float(_band_errors(ref, test, sample_rate)[0].mean())
 
 
 class QualityMeter:
@@ -48,6 +55,7 @@ class QualityMeter:
         self.sample_rate = sample_rate
         self._ref2 = self._err2 = self._cross = self._test2 = 0.0
         self._mel_sum = 0.0
+        self._band_abs = self._band_signed = np.zeros(MEL_BANDS)
         self.samples = 0
 
     def update(self, ref: np.ndarray, test: np.ndarray) -> None:
@@ -58,7 +66,10 @@ class QualityMeter:
         self._err2 += float(np.sum((r - t) ** 2))
         self._cross += float(np.sum(r * t))
         self._test2 += float(np.sum(t * t))
-        self._mel_sum += mel_distance(ref, test, self.sample_rate) * ref.shape[1]
+        band_abs, band_signed = _band_errors(ref, test, self.sample_rate)
+        self._mel_sum += float(band_abs.mean()) * ref.shape[1]
+        self._band_abs = self._band_abs + band_abs * ref.shape[1]
+        self._band_signed = self._band_signed + band_signed * ref.shape[1]
         self.samples += ref.shape[1]
 
     def result(self) -> dict[str, float | None]:
@@ -74,3 +85,10 @@ class QualityMeter:
         mel = self._mel_sum / self.samples if self.samples else None
         return {"snr_db": None if snr is None else float(snr), "si_sdr_db": None if si_sdr is None else float(si_sdr),
                 "mel_distance": mel}
+
+    def mel_bands(self, groups: int = 8) -> dict[str, list[float]]:
+        """Where the mel distance lies: mean |error| and mean signed error (test minus ref, log10) per
+        group of adjacent mel bands, lowest first; the mean of ``abs`` is the mel distance."""
+        n = max(self.samples, 1)
+        return {"abs": [float(v) for v in (self._band_abs / n).reshape(groups, -1).mean(axis=1)],
+                "signed": [float(v) for v in (self._band_signed / n).reshape(groups, -1).mean(axis=1)]}
