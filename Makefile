@@ -1,13 +1,13 @@
 # One command each for a fresh machine: `make demo` (the main job) and `make test`.
-# `make demo` builds .venv-runtime from nothing with `pip install .` alone (the runtime and the
-# bundled demo model, no torch); `make test` builds .venv: the runtime, the export extra, the dev
-# tools and matplotlib (plots).
+# `make demo` builds .venv-runtime from nothing with `pip install '.[plot]'` (the runtime, the
+# bundled demo model and matplotlib for its picture; no torch); `make test` builds .venv: the
+# runtime, the export extra, the dev tools and matplotlib.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_BIN := .venv-runtime/bin
 
-.PHONY: demo demo-model bench test lint clean
+.PHONY: demo demo-model bench test lint clean native
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench]'
 	touch $@
 
-$(RUNTIME_BIN)/.installed: pyproject.toml $(wildcard same_edge/*.py) $(wildcard models/demo/*)
+$(RUNTIME_BIN)/.installed: pyproject.toml $(wildcard same_edge/*.py) $(wildcard models/*.py) $(wildcard models/demo/*)
 	$(PYTHON) -m venv .venv-runtime
 	$(RUNTIME_BIN)/python -m pip install --quiet --upgrade pip
-	$(RUNTIME_BIN)/python -m pip install --quiet .
+	$(RUNTIME_BIN)/python -m pip install --quiet '.[plot]'
 	touch $@
 
 # Main job: describe the bundled demo model, then stream the bundled music clip through its
@@ -30,12 +30,12 @@ demo: $(RUNTIME_BIN)/.installed
 # The recipe of the bundled demo model (about an hour on a 2-core CPU): train, export, evaluate.
 DEMO_PRECISION ?= w8a8
 demo-model: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[export,dev,train]'
-	$(BIN)/python -m same_edge_export.train --out build/demo-train --minutes 56 --seed 0
+	$(BIN)/python -m pip install --quiet -e '.[recipe,dev]'
+	$(BIN)/python -m same_edge_recipes.demo.train --out build/demo-train --minutes 56 --seed 0
 	cp build/demo-train/model.safetensors models/demo/model.safetensors
 	$(BIN)/same-edge export --config models/demo/model_config.json --checkpoint models/demo/model.safetensors \
 		--precision $(DEMO_PRECISION) --fidelity-audio models/demo/clip.flac --out models/demo
-	$(BIN)/python -m same_edge_export.evaluate --model models/demo --data build/demo-train/data \
+	$(BIN)/python -m same_edge_recipes.demo.evaluate --model models/demo --data build/demo-train/data \
 		--out models/demo/quality.json
 
 # Every benchmark in one run (about 35 minutes on a 2-core CPU): JSON, Markdown tables and PNG
@@ -43,12 +43,25 @@ demo-model: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py --out benchmarks/results
 
-test: $(BIN)/.installed
-	$(BIN)/ruff check same_edge export tests benchmarks
+test: $(BIN)/.installed native
+	$(BIN)/ruff check same_edge export recipes tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check same_edge export tests benchmarks
+	$(BIN)/ruff check same_edge export recipes tests benchmarks
+
+# libsame_edge, its header, same-edge-native and the native tests into build/native, against the
+# venv's libLiteRt.so; a second build with -fsanitize=address,undefined into build/native-asan
+# (tests/test_native.py runs both). native/install-deps.sh installs cmake, libsndfile and libsoxr
+# headers only when missing.
+LITERT_LIB = $(shell $(BIN)/python -c "import ai_edge_litert, os; print(os.path.join(os.path.dirname(ai_edge_litert.__file__), 'libLiteRt.so'))")
+native: $(BIN)/.installed
+	bash native/install-deps.sh
+	cmake -S native -B build/native -DLITERT_LIBRARY=$(LITERT_LIB) > /dev/null
+	cmake --build build/native -j2
+	cmake -S native -B build/native-asan -DLITERT_LIBRARY=$(LITERT_LIB) -DSAME_EDGE_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=Debug -DSAME_EDGE_BUILD_CLI=OFF > /dev/null
+	cmake --build build/native-asan -j2
 
 clean:
 	rm -rf $(VENV) .venv-runtime build

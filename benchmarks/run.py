@@ -31,7 +31,7 @@ from same_edge.models import DEMO_MODEL_DIR, SAME_S_CONFIG
 from same_edge_export.music import synth_music
 from same_edge_export.quantize import PRECISIONS
 from same_edge_export.random_weights import write_seeded_checkpoint
-from same_edge_export.train import fetch_tracks
+from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
 STAGES = ("kernels", "speed", "streaming", "fidelity", "memory")

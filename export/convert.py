@@ -6,6 +6,7 @@ signature, all sharing one copy of the weights; see ``export.graphs`` for what t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,21 +23,37 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from same_edge.graph import stderr_silenced
-from same_edge.manifest import FORMAT, GRAPH_FILES, MANIFEST_NAME, METADATA_KEY
+from same_edge.audio import read_audio
+from same_edge.graph import sha256_file, stderr_silenced
+from same_edge.manifest import (
+    GRAPH_FILES,
+    MANIFEST_NAME,
+    METADATA_KEY,
+    PRECISIONS,
+    SIGNATURE_PREFIX,
+    GraphSpec,
+    Manifest,
+    ModelSpec,
+    SignatureSpec,
+    Source,
+)
+from same_edge.metrics import snr_db
 
-from .checkpoint import load_model, sha256_file
+from .checkpoint import load_model
+from .delegation import check_delegation
 from .graphs import geometry, graph_modules, signature_inputs
 from .model import SameAutoencoder
 from .music import synth_music
-from .quantize import PRECISIONS, check_ops, inspect_ops, quantize
+from .quantize import check_ops, inspect_ops, quantize
 
 DEFAULT_WINDOWS = (1, 4, 16)
-_PREFIX = {"encoder": "encode", "decoder": "decode"}
+FIDELITY_NAME = "fidelity.json"
+SYNTHETIC_SOURCE = "synthetic music (same_edge_export.music, 12 s)"
 
 
 def signature_names(side: str, windows: Sequence[int]) -> list[str]:
-    return [f"{_PREFIX[side]}_{w}" for w in sorted(windows)] + [f"{_PREFIX[side]}_flush"]
+    prefix = SIGNATURE_PREFIX[side]
+    return [f"{prefix}_{w}" for w in sorted(windows)] + [f"{prefix}_flush"]
 
 
 def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int]) -> bytes:
@@ -87,73 +105,39 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _signature_table(model: SameAutoencoder, side: str, windows: Sequence[int]) -> dict[str, Any]:
+def _signatures(model: SameAutoencoder, side: str, windows: Sequence[int]) -> dict[str, SignatureSpec]:
+    """Each signature's named input and output shapes, from a run of its module."""
     window, flush = graph_modules(model)[side]
     table = {}
     with torch.no_grad():
         for name in signature_names(side, windows):
             inputs = signature_inputs(model, name)
             outputs = (flush if name.endswith("flush") else window)(**inputs)
-            size = name.rsplit("_", 1)[1]
-            table[name] = {
-                "chunks": None if size == "flush" else int(size),
-                "inputs": {k: list(v.shape) for k, v in inputs.items()},
-                "outputs": {k: list(v.shape) for k, v in outputs.items()},
-            }
+            table[name] = SignatureSpec({k: tuple(v.shape) for k, v in inputs.items()},
+                                        {k: tuple(v.shape) for k, v in outputs.items()})
     return table
 
 
-def build_manifest(
-    model: SameAutoencoder, precision: str, windows: Sequence[int], config_path: Path, checkpoint_path: Path
-) -> dict[str, Any]:
-    """The self-description written to ``manifest.json`` and embedded in both graphs."""
+def build_manifest(model: SameAutoencoder, precision: str, windows: Sequence[int], config_path: Path,
+                   checkpoint_path: Path) -> Manifest:
+    """The model's description, before its graph files exist (their sizes and hashes are filled in
+    by ``write_model_dir``)."""
     cfg, g = model.config, geometry(model)
-    return {
-        "format": FORMAT,
-        "model": {
-            "sample_rate": cfg.sample_rate,
-            "channels": cfg.channels,
-            "patch_size": cfg.patch_size,
-            "stride": cfg.stride,
-            "hop": cfg.hop,
-            "latent_dim": cfg.latent_dim,
-            "latent_rate_hz": cfg.sample_rate / cfg.hop,
-            "frames_per_chunk": g["frames_per_chunk"],
-            "chunk_samples": g["chunk_samples"],
-            "config": cfg.to_dict(),
-        },
-        "precision": precision,
-        "precision_description": PRECISIONS[precision],
-        "windows": sorted(windows),
-        "encoder": {
-            "file": GRAPH_FILES["encoder"],
-            "state_shape": g["encoder_state_shape"],
-            "start_skip_frames": g["encoder_start_skip_frames"],
-            "flush_frames": g["encoder_flush_frames"],
-            "signatures": _signature_table(model, "encoder", windows),
-        },
-        "decoder": {
-            "file": GRAPH_FILES["decoder"],
-            "state_shape": g["decoder_state_shape"],
-            "context_shape": g["decoder_context_shape"],
-            "start_skip_samples": g["decoder_start_skip_samples"],
-            "flush_samples": g["decoder_flush_samples"],
-            "signatures": _signature_table(model, "decoder", windows),
-        },
-        "source": {
-            "config_file": config_path.name,
-            "config_sha256": sha256_file(config_path),
-            "checkpoint_file": checkpoint_path.name,
-            "checkpoint_sha256": sha256_file(checkpoint_path),
-        },
-        "tools": _versions(),
+    graphs = {
+        "encoder": GraphSpec("encoder", GRAPH_FILES["encoder"], 0, "", tuple(g["encoder_state_shape"]),
+                             g["encoder_start_skip_frames"], g["encoder_flush_frames"],
+                             _signatures(model, "encoder", windows)),
+        "decoder": GraphSpec("decoder", GRAPH_FILES["decoder"], 0, "", tuple(g["decoder_state_shape"]),
+                             g["decoder_start_skip_samples"], g["decoder_flush_samples"],
+                             _signatures(model, "decoder", windows), tuple(g["decoder_context_shape"])),
     }
-
-
-def _snr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    err = float(np.sum((ref.astype(np.float64) - test) ** 2))
-    sig = float(np.sum(ref.astype(np.float64) ** 2))
-    return float("inf") if err == 0 else 10 * np.log10(sig / err)
+    return Manifest(
+        ModelSpec(cfg.sample_rate, cfg.channels, cfg.latent_dim, cfg.hop, g["frames_per_chunk"], g["chunk_samples"],
+                  cfg.to_dict()),
+        precision, tuple(sorted(windows)), graphs["encoder"], graphs["decoder"],
+        Source(config_path.name, sha256_file(config_path), checkpoint_path.name, sha256_file(checkpoint_path)),
+        _versions(),
+    )
 
 
 def measure_fidelity(model: SameAutoencoder, model_dir: Path, audio: np.ndarray, source: str) -> dict[str, Any]:
@@ -166,13 +150,14 @@ def measure_fidelity(model: SameAutoencoder, model_dir: Path, audio: np.ndarray,
         ref_audio = model.decode(torch.from_numpy(ref_latents)[None])[0].numpy()[:, : ref_latents.shape[1] * codec.hop]
     latents = codec.encode(audio)
     decoded = codec.decode(ref_latents)
+    codec.close()
     return {
         "signal": source,
         "seconds": audio.shape[1] / codec.sample_rate,
         "reference": "PyTorch fp32 whole-sequence model",
-        "encoder": {"snr_db": _snr_db(ref_latents, latents), "max_abs_error": float(np.abs(ref_latents - latents).max()),
+        "encoder": {"snr_db": snr_db(ref_latents, latents), "max_abs_error": float(np.abs(ref_latents - latents).max()),
                     "max_abs_reference": float(np.abs(ref_latents).max())},
-        "decoder": {"snr_db": _snr_db(ref_audio, decoded), "max_abs_error": float(np.abs(ref_audio - decoded).max()),
+        "decoder": {"snr_db": snr_db(ref_audio, decoded), "max_abs_error": float(np.abs(ref_audio - decoded).max()),
                     "max_abs_reference": float(np.abs(ref_audio).max()),
                     "note": "decoder fed the fp32 reference latents"},
     }
@@ -194,39 +179,42 @@ def write_model_dir(
     config_path: Path,
     checkpoint_path: Path,
     fidelity_audio: np.ndarray | None = None,
-    fidelity_source: str = "synthetic music (same_edge_export.music, 12 s)",
-    progress: bool = True,
-) -> dict[str, Any]:
+    fidelity_source: str = SYNTHETIC_SOURCE,
+) -> Manifest:
     """Quantise fp32 graphs to ``precision``, check their ops, embed the manifest, and write
     ``out_dir`` (graphs, ``manifest.json``, ``fidelity.json``) all at once or not at all."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir)
     manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
-    graphs, reports = {}, {}
+    embedded = json.dumps(manifest.to_dict(with_files=False)).encode()
+    graphs, specs = {}, {}
     for side, data in float_graphs.items():
         # Embed before quantising: the quantiser keeps metadata, and may store large models'
         # weights past the flatbuffer, which a re-pack would not carry over.
-        data = quantize(embed_metadata(data, METADATA_KEY, json.dumps(manifest).encode()), precision)
-        reports[side] = inspect_ops(data)
-        check_ops(reports[side], precision, GRAPH_FILES[side])
+        data = quantize(embed_metadata(data, METADATA_KEY, embedded), precision)
+        report = inspect_ops(data)
+        check_ops(report, precision, GRAPH_FILES[side])
         graphs[side] = data
+        specs[side] = replace(manifest.graph(side), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), ops=report)
+    manifest = replace(manifest, encoder=specs["encoder"], decoder=specs["decoder"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name[:200]}.", dir=out_dir.parent))
     try:
         for side, data in graphs.items():
             (staging / GRAPH_FILES[side]).write_bytes(data)
-            manifest[side]["sha256"] = sha256_file(staging / GRAPH_FILES[side])
-            manifest[side]["bytes"] = len(data)
-            manifest[side]["ops"] = reports[side]
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        # Every op of every signature runs in XNNPACK, or no model directory (export.delegation).
+        manifest = replace(manifest, **{side: replace(manifest.graph(side), delegation=check_delegation(
+            staging / GRAPH_FILES[side])) for side in graphs})
+        (staging / MANIFEST_NAME).write_text(manifest.to_json())
         audio = synth_music() if fidelity_audio is None else fidelity_audio
         fidelity = measure_fidelity(model, staging, audio, fidelity_source)
         fidelity["precision"] = precision
-        (staging / "fidelity.json").write_text(json.dumps(fidelity, indent=2) + "\n")
+        (staging / FIDELITY_NAME).write_text(json.dumps(fidelity, indent=2) + "\n")
         out_dir.mkdir(exist_ok=True)
-        for f in staging.iterdir():
-            os.replace(f, out_dir / f.name)
+        # Graphs first, manifest last: a reader never pairs a new manifest with old graphs.
+        for name in (*GRAPH_FILES.values(), FIDELITY_NAME, MANIFEST_NAME):
+            os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
@@ -239,10 +227,13 @@ def export(
     precision: str = "fp32",
     windows: Sequence[int] = DEFAULT_WINDOWS,
     fidelity_audio: np.ndarray | None = None,
-    fidelity_source: str = "synthetic music (same_edge_export.music, 12 s)",
+    fidelity_audio_path: str | Path | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Export a SAME checkpoint to ``out_dir``; returns the manifest. Writes all files or none."""
+) -> Manifest:
+    """Export a SAME checkpoint to ``out_dir``; returns its manifest. Writes all files or none.
+
+    Fidelity is measured on ``fidelity_audio`` ([C, T] float32 at the model's rate), else on the
+    file ``fidelity_audio_path``, else on built-in synthetic music."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     windows = _check_windows(windows)
@@ -252,6 +243,13 @@ def export(
               bar_format="{desc}: {n}/{total} steps [{elapsed}]") as bar:
         bar.set_description(steps[0])
         model = load_model(config_path, checkpoint_path)
+        source = SYNTHETIC_SOURCE
+        if fidelity_audio is None and fidelity_audio_path is not None:
+            fidelity_audio = read_audio(fidelity_audio_path, model.config.sample_rate, model.config.channels,
+                                        downmix=True)[0]
+            source = str(fidelity_audio_path)
+        elif fidelity_audio is not None:
+            source = "audio given by the caller"
         graphs = {}
         for i, side in enumerate(("encoder", "decoder"), start=1):
             bar.update(1)
@@ -260,6 +258,6 @@ def export(
         bar.update(1)
         bar.set_description(steps[3])
         manifest = write_model_dir(model, graphs, out_dir, precision, windows, Path(config_path),
-                                   Path(checkpoint_path), fidelity_audio, fidelity_source, progress)
+                                   Path(checkpoint_path), fidelity_audio, source)
         bar.update(1)
     return manifest

@@ -13,14 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from same_edge.graph import stderr_silenced
-
-PRECISIONS = {
-    "fp32": "float32 weights and activations",
-    "w16a32": "float16 weights, float32 compute",
-    "w8a32": "int8 channelwise weights, dequantised to float32 compute",
-    "w8a8": "int8 channelwise weights, dynamically quantised int8 activations",
-    "w4a8": "int4 blockwise (32) weights, dynamically quantised int8 activations",
-}
+from same_edge.manifest import PRECISIONS
 
 # The dtype every FULLY_CONNECTED weight must have, by precision (TensorType names).
 _WEIGHT_TYPE = {"fp32": "FLOAT32", "w16a32": "FLOAT16", "w8a32": "INT8", "w8a8": "INT8", "w4a8": "INT4"}

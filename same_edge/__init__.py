@@ -4,10 +4,37 @@
 >>> codec = Codec.load(model_dir)
 >>> z = codec.encode(audio)   # [2, T] float32 at 44.1 kHz -> [256, ceil(T / 4096)] latents
 >>> y = codec.decode(z)       # [256, L] -> [2, L * 4096]
+>>> same_edge.encode_file(codec, "song.flac", "song.npz")   # files, block by block
 """
 
-from .codec import Codec, StreamDecoder, StreamEncoder
-from .manifest import Manifest, ModelDirError
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-__all__ = ["Codec", "Manifest", "ModelDirError", "StreamDecoder", "StreamEncoder", "__version__"]
+from .codec import Codec, StreamDecoder, StreamEncoder
+from .errors import AudioFileError, Error, LatentFileError, ModelDirError, OutputError, StreamError
+from .files import DecodeStats, EncodeStats, RoundtripStats, StreamStats, decode_file, encode_file, roundtrip_file, stream_file
+from .manifest import Manifest, read_manifest
+from .metrics import Quality
+
+__all__ = [
+    "AudioFileError",
+    "Codec",
+    "DecodeStats",
+    "EncodeStats",
+    "Error",
+    "LatentFileError",
+    "Manifest",
+    "ModelDirError",
+    "OutputError",
+    "Quality",
+    "RoundtripStats",
+    "StreamDecoder",
+    "StreamEncoder",
+    "StreamError",
+    "StreamStats",
+    "__version__",
+    "decode_file",
+    "encode_file",
+    "read_manifest",
+    "roundtrip_file",
+    "stream_file",
+]

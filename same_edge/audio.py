@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .atomic import publish, temp_beside
+from .atomic import AtomicPath
+from .errors import AudioFileError
 
 BLOCK_SECONDS = 4.0  # file-to-file block length: big enough for the largest window, small in memory
-
-
-class AudioFileError(ValueError):
-    """An audio file cannot be read or written, or is unusable."""
+# Output formats by extension (any case): libsndfile container and sample format.
+OUTPUT_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+FLAC_RATES = range(1, 655351)  # FLAC's STREAMINFO holds the rate in 20 bits
 
 
 class AudioReader:
@@ -51,8 +52,12 @@ class AudioReader:
             raise AudioFileError(f"{self.path} has {self.input_channels} channels; the model takes {channels} "
                                  "(pass --downmix to mix down)")
         self.sample_rate, self.channels = sample_rate, channels
-        self._resampler = (None if self.input_rate == sample_rate else
-                           soxr.ResampleStream(self.input_rate, sample_rate, channels, dtype="float32", quality="VHQ"))
+        try:
+            self._resampler = (None if self.input_rate == sample_rate else
+                               soxr.ResampleStream(self.input_rate, sample_rate, channels, dtype="float32", quality="VHQ"))
+        except (ValueError, RuntimeError) as e:
+            self._file.close()
+            raise AudioFileError(f"cannot resample {self.path} from {self.input_rate} Hz: {e}") from None
 
     @property
     def seconds(self) -> float:
@@ -104,54 +109,76 @@ class AudioWriter:
     """Writes ``[C, n]`` float32 blocks to WAV (32-bit float) or FLAC (24-bit), atomically: the
     file appears under its name only when ``close`` succeeds; on error nothing is left behind.
     Optionally resamples from ``sample_rate`` to ``output_rate``. Counts samples beyond +-1 (kept
-    in float WAV, clipped in FLAC; never wrapped)."""
-
-    FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+    in float WAV, clipped in FLAC; never wrapped). Non-finite samples are refused."""
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, output_rate: int | None = None) -> None:
         self.path = Path(path)
-        fmt = self.FORMATS.get(self.path.suffix.lower())
+        fmt = OUTPUT_FORMATS.get(self.path.suffix.lower())
         if fmt is None:
             raise AudioFileError(f"cannot write {self.path.name}: use a .wav or .flac output")
+        if self.path.is_dir():
+            raise AudioFileError(f"cannot write {self.path}: it is a directory")
         self.output_rate = output_rate or sample_rate
+        if fmt[0] == "FLAC" and self.output_rate not in FLAC_RATES:
+            raise AudioFileError(f"cannot write {self.path.name}: FLAC cannot store {self.output_rate} Hz; use .wav")
         self._resampler = (None if self.output_rate == sample_rate else
                            soxr.ResampleStream(sample_rate, self.output_rate, channels, dtype="float32", quality="VHQ"))
         self._clip = fmt[0] == "FLAC"
+        self.channels = channels
         self.over = 0
         self.samples = 0
-        self._tmp = temp_beside(self.path)
-        self._file = sf.SoundFile(self._tmp, "w", self.output_rate, channels, subtype=fmt[1], format=fmt[0])
+        self._out = AtomicPath(self.path)
+        try:
+            self._file = sf.SoundFile(str(self._out.path), "w", self.output_rate, channels, subtype=fmt[1], format=fmt[0])
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            self._out.discard()
+            raise AudioFileError(f"cannot write {self.path}: {e}") from None
+        except BaseException:
+            self._out.discard()
+            raise
 
     def write(self, block: np.ndarray, last: bool = False) -> None:
+        """Append ``[C, n]`` float32 samples at ``sample_rate``."""
+        if not np.isfinite(block).all():
+            raise AudioFileError(f"cannot write {self.path}: the audio holds NaN or Inf samples")
         data = block.T
         if self._resampler is not None:
             data = self._resampler.resample_chunk(np.ascontiguousarray(data), last=last)
         self.over += int(np.count_nonzero(np.abs(data) > 1.0))
         self.samples += data.shape[0]
-        self._file.write(np.clip(data, -1.0, 1.0) if self._clip else data)
+        data = np.clip(data, -1.0, 1.0) if self._clip else data
+        try:
+            self._file.write(data)
+        except AssertionError:  # soundfile asserts that libsndfile wrote every frame
+            raise OSError(f"cannot write {self.path}: short write (disk full or file size limit?)") from None
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise OSError(f"cannot write {self.path}: {e}") from None
 
     def close(self) -> None:
-        if self._resampler is not None:
-            self.write(np.zeros((self._file.channels, 0), np.float32), last=True)
-        self._file.close()
-        publish(self._tmp, self.path)
+        """Finish the file and move it into place."""
+        try:
+            if self._resampler is not None:
+                self.write(np.zeros((self.channels, 0), np.float32), last=True)
+            self._file.close()
+        except (sf.LibsndfileError, RuntimeError) as e:
+            self.abort()
+            raise OSError(f"cannot write {self.path}: {e}") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._out.commit()
 
     def abort(self) -> None:
-        self._file.close()
-        Path(self._tmp).unlink(missing_ok=True)
+        """Discard what was written; no file appears."""
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._out.discard()
 
     def __enter__(self) -> AudioWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
             self.close()
         else:
             self.abort()
-
-
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> int:
-    """Write ``[C, T]`` float32 audio atomically; returns how many samples lie beyond +-1."""
-    with AudioWriter(path, sample_rate, audio.shape[0]) as w:
-        w.write(audio)
-    return w.over

@@ -1,99 +1,191 @@
 """Encode and decode audio with exported SAME graphs: offline and streaming, exact.
 
-The graphs take whole attention chunks (``chunk_samples`` of audio, ``frames_per_chunk`` latent
-frames) plus a small carried state, so a stream is a sequence of window calls and a flush. The
-offline ``encode``/``decode`` are the same stream driven with the largest windows.
+Vocabulary (used the same way everywhere in same-edge, its manifest and docs/EMBEDDING.md):
+
+patch   ``patch_size`` (256) consecutive samples of every channel: one transformer token.
+hop     audio samples per latent frame: ``patch_size * stride`` (4096 for SAME-S).
+frame   one latent vector ``[latent_dim]`` and the hop of audio it stands for; in the transformer,
+        ``stride`` patch tokens plus the frame's learned token.
+chunk   ``frames_per_chunk`` frames (2 for SAME-S, ``chunk_samples`` = 8192 samples): the unit of
+        the chunked attention, and the smallest unit a graph runs.
+window  the chunks one graph call takes (1, 4, 16 by default): its signature ``encode_<n>``.
+block   what a caller pushes into a stream: any number of samples or frames.
+
+The graphs take whole chunks plus a small carried state, so a stream is a sequence of window
+calls and a flush. The offline ``encode``/``decode`` are the same stream driven with the largest
+windows, so streaming and offline results are identical.
+
+Threads: a ``Codec`` may be shared by threads, and streams made from it may run concurrently on
+different threads (an encoder stream on the capture thread and a decoder stream on the playback
+thread, say): each stream owns its state and its pending input, and each graph serialises its
+own calls. One stream must not be pushed from two threads at once (that raises ``StreamError``).
+
+Buffers: a stream copies what it needs from the arrays pushed into it before ``push`` returns,
+so the caller may refill and push the same buffer again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .graph import Graph
-from .manifest import GRAPH_FILES, Manifest, ModelDirError, read_manifest
+from .errors import ModelDirError, OutputError, StreamError
+from .graph import Graph, check_threads
+from .manifest import GRAPH_FILES, SIDES, GraphSpec, Manifest, read_manifest
 
 
-def _check_array(x: np.ndarray, rows: int, what: str) -> np.ndarray:
+def _check_array(x: object, rows: int, what: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
-        raise ValueError(f"{what} must be a numpy array, got {type(x).__name__}")
+        raise StreamError(f"{what} must be a numpy array, got {type(x).__name__}")
     if x.dtype != np.float32:
-        raise ValueError(f"{what} must be float32, got {x.dtype}")
+        raise StreamError(f"{what} must be float32, got {x.dtype}")
     if x.ndim != 2 or x.shape[0] != rows:
-        raise ValueError(f"{what} must have shape [{rows}, N], got {list(x.shape)}")
+        raise StreamError(f"{what} must have shape [{rows}, N], got {list(x.shape)}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or Inf")
+        raise StreamError(f"{what} contains NaN or Inf")
     return x
 
 
 class _Stream:
-    """Shared bookkeeping: pending input, carried state, window choice."""
+    """Shared bookkeeping of both directions: pending input, carried state, window plan.
 
-    def __init__(self, codec: Codec, side: str, largest_window: int | None, rows: tuple[int, int], what: str,
-                 unit: int) -> None:
-        self._rows_in, self._rows_out = rows
-        self._what = what  # name of the input, for error messages
-        self._unit = unit  # input columns per attention chunk
-        self._out_total = 0
+    Pending input is less than one chunk's worth, held in a buffer the stream owns; whole
+    windows are run straight from the caller's array within ``push``."""
+
+    def __init__(self, codec: Codec, side: str, largest_window: int | None, rows_in: int, rows_out: int,
+                 what: str, unit: int) -> None:
         self._codec = codec
         self._graph = codec._graph(side)
-        info = codec.manifest.graph(side)
-        self._state = np.zeros(info["state_shape"], np.float32)
+        self._spec: GraphSpec = codec.manifest.graph(side)
+        self._rows_in, self._rows_out = rows_in, rows_out
+        self._what = what  # name of the input, for error messages
+        self._unit = unit  # input columns per chunk
         windows = codec.manifest.windows
-        self._windows = [w for w in windows if largest_window is None or w <= largest_window] or windows[:1]
-        self._first = True
-        self._flushed = False
-        self._pending: list[np.ndarray] = []
+        if largest_window is not None and (isinstance(largest_window, bool) or not isinstance(largest_window, int)
+                                           or largest_window < 1):
+            raise StreamError(f"largest_window must be a positive number of chunks or None, got {largest_window!r}")
+        self._windows = [w for w in windows if largest_window is None or w <= largest_window]
+        self._state = np.zeros(self._spec.state_shape, np.float32)
+        self._pending = np.zeros((rows_in, unit), np.float32)  # less than one chunk ever waits
         self._pending_len = 0
-        self._in_total = 0
-
-    def _take(self, n: int) -> np.ndarray:
-        """Remove and return the first n columns of the pending input."""
-        data = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        head, rest = data[:, :n], data[:, n:]
-        self._pending = [rest] if rest.shape[1] else []
-        self._pending_len = rest.shape[1]
-        return head
+        self._scratch = np.zeros((rows_in, 0), np.float32)  # a window straddling pending and new input
+        self._first = True
+        self._skip = self._spec.start_skip
+        self._flushed = False
+        self._broken: str | None = None
+        self._in_total = self._out_total = 0
+        self._busy = threading.Lock()
 
     @property
     def latency_samples(self) -> int:
-        """Algorithmic latency, in samples of stream time: the most between an input's arrival and
-        the return of the output it determines (3 frames for SAME-S: a chunk fills, and its last
-        half-chunk, plus one token for the decoder's k=3 conv, waits for the next chunk)."""
-        return self._codec.latency_samples
+        """Algorithmic latency in samples: the most audio this stream holds back (see the manifest)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise StreamError("this stream is being used by another thread; give each thread its own stream")
+        try:
+            if self._broken:
+                raise StreamError(f"this stream failed earlier ({self._broken}); start a new one")
+            if self._flushed:
+                raise StreamError("this stream was flushed; start a new one")
+            try:
+                yield
+            except OutputError as e:
+                self._broken = str(e)
+                raise
+        finally:
+            self._busy.release()
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Add input columns (audio ``[C, n]`` or latents ``[latent_dim, k]``, float32, any count);
-        return the output that is now final."""
-        self._check_open()
-        x = _check_array(x, self._rows_in, self._what)
-        if x.shape[1]:
-            self._pending.append(x)
-            self._pending_len += x.shape[1]
-            self._in_total += x.shape[1]
-        return self._emit(self._run(self._pending_len // self._unit))
+        return the output that is now final. ``x`` is not referenced after the call returns."""
+        with self._call():
+            x = _check_array(x, self._rows_in, self._what)
+            n = x.shape[1]
+            self._in_total += n
+            total = self._pending_len + n
+            out, used = self._run_windows(x, total // self._unit)
+            # Less than a chunk is left: copy it into the pending buffer. A window, when one ran,
+            # consumed all earlier pending input (pending < one chunk <= a window).
+            p, rest = self._pending_len, total - used
+            if used < p:
+                self._pending[:, p:rest] = x
+            else:
+                self._pending[:, :rest] = x[:, used - p :]
+            self._pending_len = rest
+            return self._emit(out)
+
+    def flush(self) -> np.ndarray:
+        """Finish the stream and return the rest of its output; the stream takes no more input."""
+        with self._call():
+            self._flushed = True
+            if self._in_total == 0:
+                return np.zeros((self._rows_out, 0), np.float32)
+            out = self._run_tail() if self._pending_len else []
+            out.append(self._checked(self._finish()))
+            y = np.concatenate(out, axis=1)[:, : self._total_out() - self._out_total]
+            self._out_total += y.shape[1]
+            return np.ascontiguousarray(y)
+
+    def _columns(self, x: np.ndarray, start: int, count: int) -> np.ndarray:
+        """Columns ``[start, start + count)`` of pending input followed by ``x``."""
+        p = self._pending_len
+        if start >= p:
+            return x[:, start - p : start - p + count]
+        if self._scratch.shape[1] < count:
+            self._scratch = np.zeros((self._rows_in, count), np.float32)
+        window = self._scratch[:, :count]
+        head = p - start
+        window[:, :head] = self._pending[:, start:p]
+        window[:, head:] = x[:, : count - head]
+        return window
+
+    def _plan(self, chunks: int) -> list[int]:
+        """Window sizes covering ``chunks`` chunks, largest first."""
+        plan = []
+        for w in reversed(self._windows):
+            while chunks >= w:
+                plan.append(w)
+                chunks -= w
+        return plan
+
+    def _run_windows(self, x: np.ndarray, chunks: int, keep_last: int | None = None) -> tuple[list[np.ndarray], int]:
+        out, used = [], 0
+        for w in self._plan(chunks):
+            columns = w * self._unit
+            y = self._checked(self._window(w, self._columns(x, used, columns), keep_last))
+            used += columns
+            if self._skip:
+                cut = min(self._skip, y.shape[1])
+                y, self._skip = y[:, cut:], self._skip - cut
+            out.append(y)
+        return out, used
 
     def _emit(self, out: list[np.ndarray]) -> np.ndarray:
         y = np.concatenate(out, axis=1) if out else np.zeros((self._rows_out, 0), np.float32)
         self._out_total += y.shape[1]
         return y
 
-    def flush(self) -> np.ndarray:
-        """Finish the stream and return the rest of its output; the stream takes no more input."""
-        self._check_open()
-        self._flushed = True
-        if self._in_total == 0:
-            return np.zeros((self._rows_out, 0), np.float32)
-        out = self._run_tail() if self._pending_len else []
-        out.append(self._finish())
-        y = np.concatenate(out, axis=1)[:, : self._total_out() - self._out_total]
-        self._out_total += y.shape[1]
-        return np.ascontiguousarray(y)
+    def _first_flag(self) -> np.ndarray:
+        flag = np.array([1.0 if self._first else 0.0], np.float32)
+        self._first = False
+        return flag
 
-    def _run(self, chunks: int) -> list[np.ndarray]:
-        """Run whole chunks of pending input through the window signatures."""
+    def _checked(self, y: np.ndarray) -> np.ndarray:
+        if not np.isfinite(y).all():
+            raise OutputError(self._nonfinite_message)
+        return y
+
+    _nonfinite_message = ""
+
+    def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
+        """Run one ``w``-chunk window on ``columns``; carry the state; return its output."""
         raise NotImplementedError
 
     def _run_tail(self) -> list[np.ndarray]:
@@ -108,58 +200,37 @@ class _Stream:
         """Output columns of the whole stream."""
         raise NotImplementedError
 
-    def _plan(self, chunks: int) -> list[int]:
-        """Window sizes covering ``chunks`` chunks, largest first."""
-        plan = []
-        for w in reversed(self._windows):
-            while chunks >= w:
-                plan.append(w)
-                chunks -= w
-        return plan
-
-    def _check_open(self) -> None:
-        if self._flushed:
-            raise ValueError("this stream was flushed; start a new one")
-
-    def _first_flag(self) -> np.ndarray:
-        flag = np.array([1.0 if self._first else 0.0], np.float32)
-        self._first = False
-        return flag
-
 
 class StreamEncoder(_Stream):
     """Push audio blocks of any size, get latent frames as soon as they are final.
 
     ``push([C, n] float32) -> [latent_dim, k]``; ``flush() -> [latent_dim, rest]``. The
-    concatenation equals ``Codec.encode`` of the concatenated audio.
+    concatenation equals ``Codec.encode`` of the concatenated audio, bit for bit.
     """
+
+    _nonfinite_message = "the encoder produced NaN or Inf latents (is the input audio within a sane range?)"
 
     def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
         m = codec.manifest
-        super().__init__(codec, "encoder", largest_window, (m.channels, m.latent_dim), "audio", m.chunk_samples)
-        self._skip = m.graph("encoder")["start_skip_frames"]
+        super().__init__(codec, "encoder", largest_window, m.channels, m.latent_dim, "audio", m.model.chunk_samples)
 
-    def _run(self, chunks: int) -> list[np.ndarray]:
-        cs = self._codec.manifest.chunk_samples
-        out = []
-        for w in self._plan(chunks):
-            res = self._graph[f"encode_{w}"](audio=self._take(w * cs), state=self._state, first=self._first_flag())
-            self._state = res["state"]
-            lat = res["latents"]
-            if self._skip:
-                lat, self._skip = lat[:, self._skip :], 0
-            out.append(lat)
-        return out
+    @property
+    def latency_samples(self) -> int:
+        return self._codec.manifest.encoder_latency_samples
+
+    def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
+        res = self._graph[self._spec.signature(w)](audio=columns, state=self._state, first=self._first_flag())
+        self._state = res["state"]
+        return res["latents"]
 
     def _run_tail(self) -> list[np.ndarray]:
-        m = self._codec.manifest
-        pad = -self._pending_len % m.chunk_samples  # the model zero-pads audio to whole chunks
-        self._pending.append(np.zeros((m.channels, pad), np.float32))
-        self._pending_len += pad
-        return self._run(self._pending_len // m.chunk_samples)
+        self._pending[:, self._pending_len :] = 0.0  # the model zero-pads audio to whole chunks
+        self._pending_len = self._unit
+        out, _ = self._run_windows(np.zeros((self._rows_in, 0), np.float32), 1)
+        return out
 
     def _finish(self) -> np.ndarray:
-        return self._graph["encode_flush"](state=self._state)["latents"]
+        return self._graph[self._spec.signature(None)](state=self._state)["latents"]
 
     def _total_out(self) -> int:
         return -(-self._in_total // self._codec.hop)  # the frames that cover real audio
@@ -169,42 +240,39 @@ class StreamDecoder(_Stream):
     """Push latent frames of any count, get audio as soon as it is final.
 
     ``push([latent_dim, k] float32) -> [C, n]``; ``flush() -> [C, rest]``. The concatenation
-    equals ``Codec.decode`` of the concatenated latents (``L * hop`` samples).
+    equals ``Codec.decode`` of the concatenated latents (``L * hop`` samples), bit for bit.
     """
+
+    _nonfinite_message = "the decoder produced NaN or Inf audio (are the latents from this model's encoder?)"
 
     def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
         m = codec.manifest
-        super().__init__(codec, "decoder", largest_window, (m.latent_dim, m.channels), "latents", m.frames_per_chunk)
-        info = m.graph("decoder")
-        self._context = np.zeros(info["context_shape"], np.float32)
-        self._skip = info["start_skip_samples"]
+        super().__init__(codec, "decoder", largest_window, m.latent_dim, m.channels, "latents", m.model.frames_per_chunk)
+        self._context = np.zeros(self._spec.context_shape, np.float32)
 
-    def _run(self, chunks: int, keep_last: int | None = None) -> list[np.ndarray]:
-        fpc = self._codec.manifest.frames_per_chunk
-        out = []
-        for w in self._plan(chunks):
-            keep = np.ones(w * fpc, np.float32)
-            if keep_last is not None:
-                keep[keep_last:] = 0.0
-            res = self._graph[f"decode_{w}"](
-                latents=self._take(w * fpc), keep=keep, state=self._state, context=self._context, first=self._first_flag()
-            )
-            self._state, self._context = res["state"], res["context"]
-            audio = res["audio"]
-            if self._skip:
-                audio, self._skip = audio[:, self._skip :], 0
-            out.append(audio)
-        return out
+    @property
+    def latency_samples(self) -> int:
+        return self._codec.manifest.decoder_latency_samples
+
+    def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
+        keep = np.ones(columns.shape[1], np.float32)
+        if keep_last is not None:
+            keep[keep_last:] = 0.0
+        res = self._graph[self._spec.signature(w)](latents=columns, keep=keep, state=self._state, context=self._context,
+                                                   first=self._first_flag())
+        self._state, self._context = res["state"], res["context"]
+        return res["audio"]
 
     def _run_tail(self) -> list[np.ndarray]:
-        # An odd tail: the whole-sequence model pads it with zeros in model space.
-        m, real = self._codec.manifest, self._pending_len
-        self._pending.append(np.zeros((m.latent_dim, m.frames_per_chunk - real), np.float32))
-        self._pending_len = m.frames_per_chunk
-        return self._run(1, keep_last=real)
+        # An odd tail: the whole-sequence model pads it with zeros in model space (keep = 0).
+        real = self._pending_len
+        self._pending[:, real:] = 0.0
+        self._pending_len = self._unit
+        out, _ = self._run_windows(np.zeros((self._rows_in, 0), np.float32), 1, keep_last=real)
+        return out
 
     def _finish(self) -> np.ndarray:
-        return self._graph["decode_flush"](state=self._state, context=self._context)["audio"]
+        return self._graph[self._spec.signature(None)](state=self._state, context=self._context)["audio"]
 
     def _total_out(self) -> int:
         return self._in_total * self._codec.hop
@@ -224,36 +292,49 @@ class Codec:
         self._graphs = graphs
 
     @classmethod
-    def load(cls, model_dir: str | Path, threads: int | None = None,
-             sides: Collection[str] = ("encoder", "decoder")) -> Codec:
+    def load(cls, model_dir: str | Path, threads: int | None = None, sides: Collection[str] = SIDES,
+             verify: bool = True, weight_cache: str | None = None) -> Codec:
         """Load ``DIR/encoder.tflite`` and ``DIR/decoder.tflite`` as ``DIR/manifest.json`` describes.
 
-        ``threads``: CPU threads for LiteRT (None: every available core). ``sides``: the graphs to load;
-        an app that only decodes loads ``("decoder",)`` and holds half the memory.
+        ``threads``: CPU threads for LiteRT, 1 to 256 (None: every available core). ``sides``: the
+        graphs to load; an app that only decodes loads ``("decoder",)`` and holds half the memory.
+        ``verify``: check each graph's sha256 against the manifest (its size and structure are
+        always checked); ``False`` saves reading the file once more at start-up.
+        ``weight_cache``: see ``same_edge.graph.Graph``.
         """
         model_dir = Path(model_dir)
+        unknown = set(sides) - set(SIDES)
+        if unknown or not sides or isinstance(sides, str):
+            raise StreamError(f"sides must be some of {list(SIDES)}, got {sides!r}")
+        threads = check_threads(threads)
         manifest = read_manifest(model_dir)
-        unknown = set(sides) - set(GRAPH_FILES)
-        if unknown or not sides:
-            raise ValueError(f"sides must be some of {sorted(GRAPH_FILES)}, got {sorted(sides)}")
-        graphs = {side: Graph(model_dir / GRAPH_FILES[side], threads) for side in GRAPH_FILES if side in sides}
-        for side, graph in graphs.items():
-            expected = set(manifest.graph(side)["signatures"])
-            if set(graph.signatures) != expected:
-                raise ModelDirError(f"{graph.path} does not match the manifest: signatures {sorted(graph.signatures)}, "
-                                    f"expected {sorted(expected)}")
+        graphs = {}
+        for side in SIDES:
+            if side in sides:
+                spec = manifest.graph(side)
+                graphs[side] = Graph(model_dir / GRAPH_FILES[side], threads, weight_cache, size=spec.bytes,
+                                     sha256=spec.sha256 if verify else None)
+                expected = set(spec.signatures)
+                if set(graphs[side].signatures) != expected:
+                    raise ModelDirError(f"{graphs[side].path} does not match the manifest: signatures "
+                                        f"{sorted(graphs[side].signatures)}, expected {sorted(expected)}")
         return cls(model_dir, manifest, graphs)
 
     def _graph(self, side: str) -> Graph:
         try:
             return self._graphs[side]
         except KeyError:
-            raise ValueError(f"this Codec was loaded without its {side} (Codec.load(..., sides=...))") from None
+            raise StreamError(f"this Codec was loaded without its {side} (Codec.load(..., sides=...))") from None
 
     def close(self) -> None:
         """Release the LiteRT graphs now rather than when the Codec is collected."""
         for graph in self._graphs.values():
             graph.close()
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The graphs this Codec loaded."""
+        return tuple(self._graphs)
 
     @property
     def threads(self) -> int:
@@ -279,10 +360,14 @@ class Codec:
         return self.manifest.hop
 
     @property
-    def latency_samples(self) -> int:
-        """Algorithmic latency of a stream in each direction, in samples."""
-        m = self.manifest
-        return (3 * m.frames_per_chunk // 2) * m.hop
+    def encoder_latency_samples(self) -> int:
+        """The most audio a stream encoder holds back, in samples (3 frames for SAME-S)."""
+        return self.manifest.encoder_latency_samples
+
+    @property
+    def decoder_latency_samples(self) -> int:
+        """The most audio a stream decoder holds back behind its input, in samples."""
+        return self.manifest.decoder_latency_samples
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """[C, T] float32 at ``sample_rate`` -> latents [latent_dim, ceil(T / hop)] float32."""
@@ -297,9 +382,11 @@ class Codec:
         return np.concatenate([head, dec.flush()], axis=1)
 
     def stream_encoder(self, largest_window: int | None = 1) -> StreamEncoder:
-        """A new encoding stream. Streams use the smallest window by default (lowest latency)."""
+        """A new encoding stream, using windows up to ``largest_window`` chunks (1 by default: the
+        lowest latency; None: any, for throughput)."""
         return StreamEncoder(self, largest_window)
 
     def stream_decoder(self, largest_window: int | None = 1) -> StreamDecoder:
-        """A new decoding stream. Streams use the smallest window by default (lowest latency)."""
+        """A new decoding stream, using windows up to ``largest_window`` chunks (1 by default: the
+        lowest latency; None: any, for throughput)."""
         return StreamDecoder(self, largest_window)

@@ -1,20 +1,29 @@
 """A thin LiteRT wrapper: one ``.tflite`` file, its signatures, compiled once for the CPU.
 
 The graph runs as a LiteRT ``CompiledModel`` on the XNNPACK CPU accelerator with XNNPACK's
-in-memory weight cache. The exported graphs hold several signatures over one set of weights
-(``encode_1``, ``encode_4``, ... share every matrix); without the cache XNNPACK packs each
-signature's weights separately, which costs one packed copy of the model per signature (4x the
-graph's size for fp32 SAME-S). With it, the weights are packed once per graph.
+weight cache. The exported graphs hold several signatures over one set of weights (``encode_1``,
+``encode_4``, ... share every matrix); without the cache XNNPACK packs each signature's weights
+separately, which costs one packed copy of the model per signature. With it, once per graph.
 
-Each signature's input and output buffers are created once; a call only copies inputs in, runs,
-and copies outputs out.
+Threads: a ``Graph`` may be shared. A call writes its inputs, runs and reads its outputs under the
+graph's lock, so concurrent calls are serialised per graph and never see each other's tensors
+(an encoder and a decoder, being two graphs, run concurrently).
+
+A file is checked before LiteRT sees it (size and sha256 against the manifest where one is given,
+then the flatbuffer's structure), because LiteRT trusts its input: a damaged file must be an
+error, not a crashed process.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,63 +36,69 @@ from ai_edge_litert.environment import Environment
 from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 from ai_edge_litert.options import Options
 
-# XNNPACK's name for a weight cache kept in an anonymous memory file rather than on disk.
+from .errors import ModelDirError, StreamError
+from .flatbuffer import GraphFileError, verify_tflite
+
+# XNNPACK's name for a weight cache kept in an anonymous memory file (memfd_create: Linux, Android).
 IN_MEMORY_WEIGHT_CACHE = ":memory"
+MAX_THREADS = 256
+
+# fd 2 is one per process: swaps of it must not interleave across threads.
+_STDERR_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
 def stderr_silenced() -> Iterator[None]:
     """Silence file descriptor 2 for a while: LiteRT's C++ side logs there at INFO level when it
     creates and destroys its environment and accelerators. Errors still reach Python as exception
-    messages."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
+    messages. Safe to nest and to use from several threads."""
+    with _STDERR_LOCK:
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
-class Signature:
-    """One signature of a graph: ``sig(**inputs) -> {name: array}`` (float32 arrays, static shapes)."""
-
-    def __init__(self, model: CompiledModel, key: str) -> None:
-        self.key = key
-        self._model = model
-        names = model.get_signature_list()[key]
-        in_details, out_details = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
-        self.inputs = {n: tuple(int(s) for s in in_details[n]["shape"]) for n in names["inputs"]}
-        self.outputs = {n: tuple(int(s) for s in out_details[n]["shape"]) for n in names["outputs"]}
-        self._in = {n: model.create_input_buffer_by_name(key, n) for n in self.inputs}
-        self._out = {n: model.create_output_buffer_by_name(key, n) for n in self.outputs}
-        for name, shape in self.inputs.items():  # defined contents (and LiteRT's lazy set-up, done here)
-            self._in[name].write(np.zeros(shape, np.float32))
-
-    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        for name, shape in self.inputs.items():
-            value = inputs[name]
-            if value.shape != shape or value.dtype != np.float32:
-                raise ValueError(f"{self.key}.{name}: expected float32 {list(shape)}, got {value.dtype} {list(value.shape)}")
-            self._in[name].write(value)
-        self._model.run_by_name(self.key, self._in, self._out)
-        return {name: self._out[name].read(int(np.prod(shape)), np.float32).reshape(shape)
-                for name, shape in self.outputs.items()}
-
-    def _release(self) -> None:
-        for buffer in (*self._in.values(), *self._out.values()):
-            buffer.destroy()
+_teardown_quieted = False
 
 
-def _release(signatures: dict[str, Signature], model: CompiledModel, environment: Environment) -> None:
-    with stderr_silenced():  # destroying the environment logs each accelerator
-        for sig in signatures.values():
-            sig._release()
-        model.close()
-        environment.close()
+def _quiet_litert_teardown() -> None:
+    """LiteRT's accelerator registry logs at INFO level as C++ statics are destroyed, after Python
+    has finished. Register once, at the first load, an exit hook that points fd 2 at /dev/null
+    for that teardown only (Python runs exit hooks last-registered first: this one runs after the
+    hooks of everything imported later)."""
+    global _teardown_quieted
+    with _STDERR_LOCK:
+        if _teardown_quieted:
+            return
+        _teardown_quieted = True
+
+    def hook() -> None:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+    atexit.register(hook)
+
+
+def default_weight_cache() -> str:
+    """XNNPACK's in-memory weight cache where the OS has ``memfd_create``; elsewhere (macOS,
+    Windows) a temporary file, removed when the graph is closed."""
+    return IN_MEMORY_WEIGHT_CACHE if hasattr(os, "memfd_create") else ""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def available_cores() -> int:
@@ -94,37 +109,119 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def check_threads(threads: int | None) -> int:
+    """A thread count (None: every available core), refused outside ``[1, MAX_THREADS]``."""
+    if threads is None:
+        return available_cores()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise StreamError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+    return threads
+
+
+class Signature:
+    """One signature of a graph: ``sig(**inputs) -> {name: array}`` (float32 arrays, static shapes)."""
+
+    def __init__(self, model: CompiledModel, key: str, lock: threading.Lock) -> None:
+        self.key = key
+        self._model = model
+        self._lock = lock
+        names = model.get_signature_list()[key]
+        in_details, out_details = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
+        self.inputs = {n: tuple(int(s) for s in in_details[n]["shape"]) for n in names["inputs"]}
+        self.outputs = {n: tuple(int(s) for s in out_details[n]["shape"]) for n in names["outputs"]}
+        self._sizes = {n: int(np.prod(shape)) for n, shape in self.outputs.items()}
+        self._in = {n: model.create_input_buffer_by_name(key, n) for n in self.inputs}
+        self._out = {n: model.create_output_buffer_by_name(key, n) for n in self.outputs}
+        for name, shape in self.inputs.items():  # defined contents (and LiteRT's lazy set-up, done here)
+            self._in[name].write(np.zeros(shape, np.float32))
+
+    def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        for name, shape in self.inputs.items():
+            value = inputs[name]
+            if value.shape != shape or value.dtype != np.float32:
+                raise StreamError(f"{self.key}.{name}: expected float32 {list(shape)}, got {value.dtype} {list(value.shape)}")
+        with self._lock:
+            for name in self.inputs:
+                self._in[name].write(np.ascontiguousarray(inputs[name]))
+            self._model.run_by_name(self.key, self._in, self._out)
+            return {name: self._out[name].read(self._sizes[name], np.float32).reshape(shape)
+                    for name, shape in self.outputs.items()}
+
+    def _release(self) -> None:
+        for buffer in (*self._in.values(), *self._out.values()):
+            buffer.destroy()
+
+
+def _release(signatures: dict[str, Signature], model: CompiledModel, environment: Environment, cache_dir: str | None) -> None:
+    with stderr_silenced():  # destroying the environment logs each accelerator
+        for sig in signatures.values():
+            sig._release()
+        model.close()
+        environment.close()
+    if cache_dir is not None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def check_graph_file(path: Path, size: int | None = None, sha256: str | None = None) -> None:
+    """Refuse a graph file that LiteRT must not see: not the size or hash the manifest records
+    (when given), or not a structurally valid ``.tflite`` flatbuffer."""
+    if not path.is_file():
+        raise ModelDirError(f"{path} not found")
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise ModelDirError(f"{path} is {actual} bytes, the manifest says {size}: the file is damaged or not this model's")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ModelDirError(f"{path} does not match the sha256 in the manifest: the file is damaged or not this model's")
+    try:
+        with open(path, "rb") as f:
+            verify_tflite(f.read())
+    except GraphFileError as e:
+        raise ModelDirError(f"{path} is not a valid .tflite graph ({e})") from None
+
+
 class Graph:
     """A ``.tflite`` graph with named signatures, run by LiteRT on the CPU (XNNPACK) with ``threads``
     threads (None: every available core; LiteRT's own default would be one).
 
     ``weight_cache``: where XNNPACK keeps the weights it packs, so that the signatures share one
-    packed copy: ``IN_MEMORY_WEIGHT_CACHE`` (the default), or a file path that later loads reuse.
+    packed copy: None for ``default_weight_cache()``, ``IN_MEMORY_WEIGHT_CACHE``, or a file path
+    that later loads reuse. ``size``/``sha256``: what the file must be (from the manifest).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str = IN_MEMORY_WEIGHT_CACHE) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str | None = None,
+                 size: int | None = None, sha256: str | None = None) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ValueError(f"{self.path} not found")
-        self.threads = threads or available_cores()
+        self.threads = check_threads(threads)
+        check_graph_file(self.path, size, sha256)
+        cache_dir = None
+        if weight_cache is None:
+            weight_cache = default_weight_cache()
+        if not weight_cache:
+            cache_dir = tempfile.mkdtemp(prefix="same-edge-weights-")
+            weight_cache = os.path.join(cache_dir, "weights.xnn")
+        self.weight_cache = weight_cache
         cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=weight_cache)
         options = Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu)
+        _quiet_litert_teardown()
+        lock = threading.Lock()
         with stderr_silenced():
             environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))
             try:
                 model = CompiledModel.from_file(str(self.path), environment=environment, options=options)
-                self.signatures = {key: Signature(model, key) for key in model.get_signature_list()}
+                self.signatures = {key: Signature(model, key, lock) for key in model.get_signature_list()}
             except (ValueError, RuntimeError) as e:
                 environment.close()  # here, silenced, rather than whenever it is collected
-                raise ValueError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
+                if cache_dir is not None:
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                raise ModelDirError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
         # Released when the graph is collected or, at the latest, at interpreter exit.
-        self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment)
+        self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment, cache_dir)
 
     def __getitem__(self, key: str) -> Signature:
         try:
             return self.signatures[key]
         except KeyError:
-            raise ValueError(f"{self.path.name} has no signature {key!r} (has {sorted(self.signatures)})") from None
+            raise ModelDirError(f"{self.path.name} has no signature {key!r} (has {sorted(self.signatures)})") from None
 
     def close(self) -> None:
         """Release LiteRT's model, buffers and environment now (otherwise done when collected)."""

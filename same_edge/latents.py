@@ -3,25 +3,33 @@
 The latents are stored frame-major (``fortran_order`` in the ``.npy`` header: each frame's
 ``latent_dim`` values are contiguous) and uncompressed, so a file is written and read a block of
 frames at a time: encoding and decoding an hour of audio hold a block, not the hour.
+
+Reading trusts nothing: every header field is type- and range-checked, a member's stored size
+must agree with the shape its header declares (no decompression bombs), and members are read a
+block at a time whatever their compression.
 """
 
 from __future__ import annotations
 
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import publish, temp_beside
+from .atomic import AtomicPath
+from .errors import LatentFileError
 
 LATENTS_MEMBER = "latents.npy"
-
-
-class LatentFileError(ValueError):
-    """A latent file is unreadable or does not belong to this model."""
+SUFFIX = ".npz"
+MAX_LATENT_DIM = 1 << 16
+MAX_LENGTH = 1 << 36  # samples: 18 days at 44.1 kHz
+MAX_SCALAR_MEMBER_BYTES = 4096
+MAX_ROW_MAJOR_BYTES = 1 << 28  # np.savez-style [dim, L] members are read whole: at most 256 MB
+_ZIP_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -35,14 +43,12 @@ class LatentHeader:
 @dataclass(frozen=True)
 class LatentFile:
     latents: np.ndarray  # [latent_dim, L] float32
-    sample_rate: int
-    length: int
-    model_id: str
-    source_rate: int
+    header: LatentHeader
 
-    @property
-    def header(self) -> LatentHeader:
-        return LatentHeader(self.sample_rate, self.length, self.model_id, self.source_rate)
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() != SUFFIX:
+        raise LatentFileError(f"latent files are {SUFFIX}, got {path.name}")
 
 
 class LatentWriter:
@@ -55,48 +61,49 @@ class LatentWriter:
 
     def __init__(self, path: str | Path, latent_dim: int) -> None:
         self.path = Path(path)
-        if self.path.suffix != ".npz":
-            raise LatentFileError(f"latent files are .npz, got {self.path.name}")
+        _check_suffix(self.path)
+        if self.path.is_dir():
+            raise LatentFileError(f"cannot write {self.path}: it is a directory")
         self.latent_dim = latent_dim
         self.frames = 0
         self.header: LatentHeader | None = None
-        self._frames_tmp = temp_beside(self.path.with_suffix(".frames"))
-        self._frames = open(self._frames_tmp, "wb")  # noqa: SIM115 (closed in close/abort)
+        self._out = AtomicPath(self.path)
+        self._frames_tmp = AtomicPath(self.path.with_suffix(".frames"))  # never committed: assembled into the zip
+        self._frames = open(self._frames_tmp.path, "wb")  # noqa: SIM115 (closed in close/abort)
 
     def write(self, z: np.ndarray) -> None:
         """Append frames: ``[latent_dim, k]`` float32."""
         if z.ndim != 2 or z.shape[0] != self.latent_dim:
-            raise ValueError(f"latents must have shape [{self.latent_dim}, k], got {list(z.shape)}")
+            raise LatentFileError(f"latents must have shape [{self.latent_dim}, k], got {list(z.shape)}")
         self._frames.write(np.ascontiguousarray(z.T, dtype="<f4").tobytes())
         self.frames += z.shape[1]
 
     def close(self) -> None:
         """Assemble the ``.npz`` (needs ``header``) and move it into place."""
-        if self.header is None:
-            self.abort()
-            raise ValueError("LatentWriter.header must be set before close")
-        self._frames.close()
-        tmp = temp_beside(self.path)
         try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                with zf.open(LATENTS_MEMBER, "w", force_zip64=True) as member, open(self._frames_tmp, "rb") as frames:
+            if self.header is None:
+                raise LatentFileError("LatentWriter.header must be set before close")
+            self._frames.close()
+            with zipfile.ZipFile(self._out.path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                with zf.open(LATENTS_MEMBER, "w", force_zip64=True) as member, \
+                        open(self._frames_tmp.path, "rb") as frames:  # type: ignore[arg-type]
                     header = {"descr": "<f4", "fortran_order": True, "shape": (self.latent_dim, self.frames)}
                     np.lib.format.write_array_header_2_0(member, header)
                     shutil.copyfileobj(frames, member, 1 << 20)
                 for key, value in asdict(self.header).items():
                     with zf.open(f"{key}.npy", "w") as member:
                         np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
-            publish(tmp, self.path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            self.abort()
             raise
-        finally:
-            Path(self._frames_tmp).unlink(missing_ok=True)
+        self._frames_tmp.discard()
+        self._out.commit()
 
     def abort(self) -> None:
         """Discard what was written; no file appears."""
         self._frames.close()
-        Path(self._frames_tmp).unlink(missing_ok=True)
+        self._frames_tmp.discard()
+        self._out.discard()
 
     def __enter__(self) -> LatentWriter:
         return self
@@ -106,6 +113,15 @@ class LatentWriter:
             self.close()
         else:
             self.abort()
+
+
+def _int_field(value: np.ndarray, name: str, low: int, high: int) -> int:
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise ValueError(f"header field {name} must be an integer, got {value.dtype} {list(value.shape)}")
+    v = int(value)
+    if not low <= v <= high:
+        raise ValueError(f"header field {name} must lie in [{low}, {high}], got {v}")
+    return v
 
 
 class LatentReader:
@@ -120,29 +136,50 @@ class LatentReader:
             raise LatentFileError(f"latent file not found: {self.path}")
         try:
             self._zip = zipfile.ZipFile(self.path)
-            values = {f.name: self._scalar(f.name) for f in fields(LatentHeader)}
-            self.header = LatentHeader(int(values["sample_rate"]), int(values["length"]), str(values["model_id"]),
-                                       int(values["source_rate"]))
-            with self._zip.open(LATENTS_MEMBER) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f"unsupported .npy version {version}")
-                shape, fortran_order, dtype = read_header(f)
-                self._data_offset = f.tell()
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
-            raise LatentFileError(f"{self.path} is not a same-edge latent file ({e})") from None
-        if len(shape) != 2 or dtype != np.dtype("<f4"):
-            raise LatentFileError(f"{self.path} holds malformed latents")
-        h = self.header
-        if h.length < 1 or h.sample_rate <= 0 or h.source_rate <= 0:
-            raise LatentFileError(f"{self.path} has an inconsistent header")
+        except _ZIP_ERRORS as e:
+            raise LatentFileError(f"{self.path} is not a same-edge latent file ({type(e).__name__}: {e})") from None
+        try:
+            self._read_header()
+        except _ZIP_ERRORS as e:
+            self._zip.close()
+            if isinstance(e, LatentFileError):
+                raise
+            raise LatentFileError(f"{self.path} is not a same-edge latent file ({type(e).__name__}: {e})") from None
+
+    def _read_header(self) -> None:
+        values = {f.name: self._scalar(f.name) for f in fields(LatentHeader)}
+        model_id = values["model_id"]
+        if model_id.shape != () or model_id.dtype.kind != "U" or not 0 < len(str(model_id)) <= 200:
+            raise ValueError("header field model_id must be a short string")
+        self.header = LatentHeader(_int_field(values["sample_rate"], "sample_rate", 1, 10_000_000),
+                                   _int_field(values["length"], "length", 1, MAX_LENGTH), str(model_id),
+                                   _int_field(values["source_rate"], "source_rate", 1, 10_000_000))
+        info = self._zip.getinfo(LATENTS_MEMBER)
+        with self._zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran_order, dtype = read_header(f)
+            self._data_offset = f.tell()
+        if len(shape) != 2 or dtype != np.dtype("<f4") or not 1 <= shape[0] <= MAX_LATENT_DIM or shape[1] < 0:
+            raise LatentFileError(f"{self.path} holds malformed latents ({dtype} {list(shape)})")
+        expected = self._data_offset + 4 * shape[0] * shape[1]
+        if info.file_size != expected:
+            raise LatentFileError(f"{self.path}: the latents member holds {info.file_size} bytes where its header "
+                                  f"declares {expected}")
+        if not fortran_order and info.file_size > MAX_ROW_MAJOR_BYTES:
+            raise LatentFileError(f"{self.path} stores {list(shape)} latents row-major, which cannot be read in blocks; "
+                                  "re-encode it with same-edge")
         self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
         self._frame_major = fortran_order
 
     def _scalar(self, key: str) -> np.ndarray:
-        with self._zip.open(f"{key}.npy") as f:
+        info = self._zip.getinfo(f"{key}.npy")
+        if info.file_size > MAX_SCALAR_MEMBER_BYTES:
+            raise ValueError(f"header field {key} is {info.file_size} bytes: not a scalar")
+        with self._zip.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
@@ -150,26 +187,25 @@ class LatentReader:
         dim, total = self.shape
         try:
             with self._zip.open(LATENTS_MEMBER) as f:
+                f.seek(self._data_offset)
                 if not self._frame_major:  # written row-major (np.savez): no block structure to stream
-                    f.seek(self._data_offset)
-                    whole = np.frombuffer(f.read(), "<f4")
-                    if whole.size != dim * total:
+                    raw = f.read(dim * total * 4)
+                    if len(raw) != dim * total * 4:
                         raise EOFError("latents are truncated")
-                    whole = whole.reshape(dim, total)
+                    whole = np.frombuffer(raw, "<f4").reshape(dim, total)
                     for start in range(0, total, frames):
                         yield self._checked(np.ascontiguousarray(whole[:, start : start + frames]))
                     return
-                f.seek(self._data_offset)
                 for start in range(0, total, frames):
                     k = min(frames, total - start)
                     raw = f.read(k * dim * 4)
                     if len(raw) != k * dim * 4:
                         raise EOFError("latents are truncated")
                     yield self._checked(np.frombuffer(raw, "<f4").reshape(k, dim).T.astype(np.float32, order="C"))
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        except _ZIP_ERRORS as e:
             if isinstance(e, LatentFileError):
                 raise
-            raise LatentFileError(f"{self.path} is not a same-edge latent file ({e})") from None
+            raise LatentFileError(f"{self.path} is not a same-edge latent file ({type(e).__name__}: {e})") from None
 
     def _checked(self, block: np.ndarray) -> np.ndarray:
         if not np.isfinite(block).all():
@@ -186,11 +222,13 @@ class LatentReader:
         self.close()
 
 
-def save_latents(path: str | Path, lf: LatentFile) -> None:
-    """Write a latent file atomically."""
-    with LatentWriter(path, lf.latents.shape[0] if lf.latents.ndim == 2 else -1) as w:
-        w.write(lf.latents.astype(np.float32))
-        w.header = lf.header
+def save_latents(path: str | Path, latents: np.ndarray, header: LatentHeader) -> None:
+    """Write ``[latent_dim, L]`` float32 latents and their header as a latent file, atomically."""
+    if latents.ndim != 2:
+        raise LatentFileError(f"latents must have shape [latent_dim, L], got {list(latents.shape)}")
+    with LatentWriter(path, latents.shape[0]) as w:
+        w.write(latents.astype(np.float32))
+        w.header = header
 
 
 def load_latents(path: str | Path) -> LatentFile:
@@ -198,5 +236,4 @@ def load_latents(path: str | Path) -> LatentFile:
     with LatentReader(path) as r:
         dim, total = r.shape
         latents = np.concatenate([np.zeros((dim, 0), np.float32), *r.blocks(max(total, 1))], axis=1)
-        h = r.header
-    return LatentFile(latents, h.sample_rate, h.length, h.model_id, h.source_rate)
+        return LatentFile(latents, r.header)

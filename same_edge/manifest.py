@@ -1,118 +1,367 @@
-"""The self-description of an exported model directory, readable without torch.
+"""The self-description of an exported model directory: typed, versioned, validated, torch-free.
 
-``manifest.json`` sits beside ``encoder.tflite`` and ``decoder.tflite``; the same description
-(without the files' own hashes) is embedded in each graph's flatbuffer metadata under
-``METADATA_KEY``, so a lone ``.tflite`` still says what it is.
+``manifest.json`` sits beside ``encoder.tflite`` and ``decoder.tflite``; export writes it from
+these dataclasses (``Manifest.to_dict``) and the runtime reads it back through ``Manifest.parse``,
+which checks every field's type, range and consistency and names the field it refuses. The same
+description (without the graphs' own sizes and hashes) is embedded in each graph's flatbuffer
+metadata under ``METADATA_KEY``, so a lone ``.tflite`` still says what it is.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-FORMAT = "same-edge/1"
+from .errors import ModelDirError
+
+FORMAT = "same-edge-model"
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "same_edge.manifest"
+SIDES = ("encoder", "decoder")
 GRAPH_FILES = {"encoder": "encoder.tflite", "decoder": "decoder.tflite"}
+SIGNATURE_PREFIX = {"encoder": "encode", "decoder": "decode"}
+MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few kB; more is not one
+MAX_DIM = 1 << 24  # no shape, rate or length of a SAME model comes near this
+
+# Every precision export can write: name -> what its graphs hold.
+PRECISIONS = {
+    "fp32": "float32 weights and activations",
+    "w16a32": "float16 weights, float32 compute",
+    "w8a32": "int8 channelwise weights, dequantised to float32 compute",
+    "w8a8": "int8 channelwise weights, dynamically quantised int8 activations",
+    "w4a8": "int4 blockwise (32) weights, dynamically quantised int8 activations",
+}
+
+T = TypeVar("T")
 
 
-class ModelDirError(ValueError):
-    """A model directory is missing, incomplete or inconsistent."""
+class _Fields:
+    """Typed access to one JSON object, naming the dotted path of any field it refuses."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ModelDirError(f"manifest field {path or 'root'}: expected an object, got {type(raw).__name__}")
+        self.raw, self.path = raw, path
+
+    def _name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str) -> Any:
+        if key not in self.raw:
+            raise ModelDirError(f"manifest field {self._name(key)} is missing")
+        return self.raw[key]
+
+    def fail(self, key: str, why: str) -> ModelDirError:
+        return ModelDirError(f"manifest field {self._name(key)} {why}")
+
+    def int(self, key: str, low: int = 1, high: int = MAX_DIM) -> int:
+        v = self.get(key)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, f"must be an integer, got {type(v).__name__}")
+        if not low <= v <= high:
+            raise self.fail(key, f"must lie in [{low}, {high}], got {v}")
+        return v
+
+    def str(self, key: str, pattern: str = r".+") -> str:
+        v = self.get(key)
+        if not isinstance(v, str) or not re.fullmatch(pattern, v):
+            raise self.fail(key, f"must be a string matching {pattern!r}, got {v!r:.60}")
+        return v
+
+    def shape(self, key: str, ndim: int | None = None) -> tuple[int, ...]:
+        v = self.get(key)
+        if (not isinstance(v, list) or not v or (ndim is not None and len(v) != ndim)
+                or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DIM for d in v)):
+            want = f"{ndim} positive integers" if ndim else "a list of positive integers"
+            raise self.fail(key, f"must be {want}, got {v!r:.60}")
+        if math.prod(v) > MAX_DIM * 16:
+            raise self.fail(key, f"is implausibly large ({v})")
+        return tuple(v)
+
+    def obj(self, key: str) -> _Fields:
+        return _Fields(self.get(key), self._name(key))
+
+    def map(self, key: str, parse: Callable[[_Fields], T]) -> dict[str, T]:
+        inner = self.obj(key)
+        return {str(k): parse(inner.obj(str(k))) for k in inner.raw}
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    """Named tensor shapes of one graph signature (float32, static, no batch dimension)."""
+
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+
+    @classmethod
+    def parse(cls, f: _Fields) -> SignatureSpec:
+        return cls({k: f.obj("inputs").shape(k) for k in f.obj("inputs").raw},
+                   {k: f.obj("outputs").shape(k) for k in f.obj("outputs").raw})
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One side's graph file and the stream constants its host loop needs.
+
+    ``start_skip``: output columns the first window call returns before the stream's first real
+    output (latent frames for the encoder, audio samples for the decoder); ``flush_length``: output
+    columns of the flush signature. ``context_shape`` is the decoder's conv look-back (None for the
+    encoder)."""
+
+    side: str
+    file: str
+    bytes: int
+    sha256: str
+    state_shape: tuple[int, ...]
+    start_skip: int
+    flush_length: int
+    signatures: dict[str, SignatureSpec]
+    context_shape: tuple[int, ...] | None = None
+    ops: dict[str, Any] = field(default_factory=dict)  # op counts and weight dtypes, for `same-edge info`
+    delegation: dict[str, Any] = field(default_factory=dict)  # XNNPACK partitions per signature, from export
+
+    def signature(self, window: int | None) -> str:
+        """The signature name of a window size (None: the flush)."""
+        return f"{SIGNATURE_PREFIX[self.side]}_{'flush' if window is None else window}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The audio and latent geometry of a SAME model.
+
+    hop: audio samples per latent frame; frames_per_chunk: latent frames per attention chunk;
+    chunk_samples = frames_per_chunk * hop."""
+
+    sample_rate: int
+    channels: int
+    latent_dim: int
+    hop: int
+    frames_per_chunk: int
+    chunk_samples: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Source:
+    config_file: str
+    config_sha256: str
+    checkpoint_file: str
+    checkpoint_sha256: str
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """Parsed ``manifest.json``. ``raw`` keeps every field; the properties are the ones the runtime uses."""
+    """A model directory's description (``manifest.json``, format version ``FORMAT_VERSION``)."""
 
-    raw: dict[str, Any]
+    model: ModelSpec
+    precision: str
+    windows: tuple[int, ...]  # window sizes in chunks, ascending; each graph has one signature per size
+    encoder: GraphSpec
+    decoder: GraphSpec
+    source: Source
+    tools: dict[str, str]
 
     @property
     def sample_rate(self) -> int:
-        return int(self.raw["model"]["sample_rate"])
+        return self.model.sample_rate
 
     @property
     def channels(self) -> int:
-        return int(self.raw["model"]["channels"])
+        return self.model.channels
 
     @property
     def latent_dim(self) -> int:
-        return int(self.raw["model"]["latent_dim"])
+        return self.model.latent_dim
 
     @property
     def hop(self) -> int:
-        """Audio samples per latent frame."""
-        return int(self.raw["model"]["hop"])
-
-    @property
-    def frames_per_chunk(self) -> int:
-        return int(self.raw["model"]["frames_per_chunk"])
-
-    @property
-    def chunk_samples(self) -> int:
-        return int(self.raw["model"]["chunk_samples"])
-
-    @property
-    def windows(self) -> list[int]:
-        """Window sizes in chunks, ascending; each graph has one signature per size."""
-        return sorted(int(w) for w in self.raw["windows"])
-
-    @property
-    def precision(self) -> str:
-        return str(self.raw["precision"])
+        return self.model.hop
 
     @property
     def model_id(self) -> str:
         """Identity of the weights (config and checkpoint hashes), shared by every precision."""
-        src = self.raw["source"]
-        return f"{src['config_sha256'][:16]}-{src['checkpoint_sha256'][:16]}"
+        return f"{self.source.config_sha256[:16]}-{self.source.checkpoint_sha256[:16]}"
 
-    def graph(self, side: str) -> dict[str, Any]:
-        return self.raw[side]
+    @property
+    def precision_description(self) -> str:
+        return PRECISIONS[self.precision]
+
+    def graph(self, side: str) -> GraphSpec:
+        return {"encoder": self.encoder, "decoder": self.decoder}[side]
+
+    @property
+    def encoder_latency_samples(self) -> int:
+        """The most audio a stream encoder holds back: a chunk's frames wait for the next chunk's
+        first half (the shifted attention pairs them), so up to ``frames_per_chunk * 3 / 2`` frames."""
+        m = self.model
+        return m.chunk_samples + self.encoder.start_skip * m.hop
+
+    @property
+    def decoder_latency_samples(self) -> int:
+        """The most audio a stream decoder holds back behind the latents pushed: a window waits for
+        its chunk's last frame, and its output lags by ``start_skip`` samples."""
+        m = self.model
+        return (m.frames_per_chunk - 1) * m.hop + self.decoder.start_skip
+
+    # -- serialisation --------------------------------------------------------------------------
+
+    def to_dict(self, with_files: bool = True) -> dict[str, Any]:
+        """The JSON layout of ``manifest.json``; ``with_files=False`` leaves out the graphs' sizes
+        and hashes (the form embedded in the graphs themselves)."""
+
+        def graph(g: GraphSpec) -> dict[str, Any]:
+            out: dict[str, Any] = {"file": g.file}
+            if with_files:
+                out |= {"bytes": g.bytes, "sha256": g.sha256}
+            out["state_shape"] = list(g.state_shape)
+            if g.side == "encoder":
+                out |= {"start_skip_frames": g.start_skip, "flush_frames": g.flush_length}
+            else:
+                out |= {"context_shape": list(g.context_shape or ()), "start_skip_samples": g.start_skip,
+                        "flush_samples": g.flush_length}
+            out["signatures"] = {name: {"inputs": {k: list(v) for k, v in s.inputs.items()},
+                                        "outputs": {k: list(v) for k, v in s.outputs.items()}}
+                                 for name, s in g.signatures.items()}
+            if g.ops:
+                out["ops"] = g.ops
+            if g.delegation:
+                out["delegation"] = g.delegation
+            return out
+
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": asdict(self.model),
+                "precision": self.precision, "windows": list(self.windows),
+                "encoder": graph(self.encoder), "decoder": graph(self.decoder),
+                "source": asdict(self.source), "tools": dict(self.tools)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def parse(cls, raw: Any, with_files: bool = True) -> Manifest:
+        """Validate a decoded ``manifest.json``; raises ``ModelDirError`` naming the first bad field."""
+        root = _Fields(raw, "")
+        if root.get("format") != FORMAT:
+            raise root.fail("format", f"must be {FORMAT!r}: not a same-edge model manifest")
+        version = root.get("format_version")
+        if version != FORMAT_VERSION:
+            raise root.fail("format_version", f"is {version!r}; this same-edge reads version {FORMAT_VERSION} "
+                            "(re-export the model with this version's `same-edge export`)")
+        mf = root.obj("model")
+        config = mf.get("config")
+        if not isinstance(config, dict):
+            raise mf.fail("config", "must be an object")
+        model = ModelSpec(mf.int("sample_rate", 1000, 1_000_000), mf.int("channels", 1, 64), mf.int("latent_dim"),
+                          mf.int("hop"), mf.int("frames_per_chunk", 2, 4096), mf.int("chunk_samples"), config)
+        if model.chunk_samples != model.frames_per_chunk * model.hop:
+            raise mf.fail("chunk_samples", f"must equal frames_per_chunk * hop = {model.frames_per_chunk * model.hop}")
+        if model.frames_per_chunk % 2:
+            raise mf.fail("frames_per_chunk", "must be even (the midpoint shift moves half a chunk)")
+        precision = root.str("precision")
+        if precision not in PRECISIONS:
+            raise root.fail("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r:.40}")
+        windows = root.get("windows")
+        if (not isinstance(windows, list) or not windows
+                or any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 4096 for w in windows)
+                or windows != sorted(set(windows)) or windows[0] != 1):
+            raise root.fail("windows", f"must be unique ascending chunk counts in [1, 4096] starting at 1, got {windows!r:.60}")
+        sf = root.obj("source")
+        source = Source(sf.str("config_file"), sf.str("config_sha256", r"[0-9a-f]{64}"), sf.str("checkpoint_file"),
+                        sf.str("checkpoint_sha256", r"[0-9a-f]{64}"))
+        tools = root.get("tools")
+        if not isinstance(tools, dict) or not all(isinstance(v, str) for v in tools.values()):
+            raise root.fail("tools", "must map tool names to version strings")
+        graphs = {side: _parse_graph(root.obj(side), side, model, tuple(windows), with_files) for side in SIDES}
+        return cls(model, precision, tuple(windows), graphs["encoder"], graphs["decoder"], source, dict(tools))
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        raw = json.loads(text)
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            raise ModelDirError(f"not a {FORMAT} manifest")
-        return cls(raw)
+        try:
+            raw = json.loads(text)
+        except (ValueError, RecursionError) as e:  # RecursionError: absurd nesting
+            raise ModelDirError(f"manifest is not valid JSON ({type(e).__name__}: {str(e)[:80]})") from None
+        return cls.parse(raw)
+
+
+def _parse_graph(f: _Fields, side: str, model: ModelSpec, windows: tuple[int, ...], with_files: bool) -> GraphSpec:
+    encoder = side == "encoder"
+    file = f.str("file")
+    if file != GRAPH_FILES[side]:
+        raise f.fail("file", f"must be {GRAPH_FILES[side]!r}")
+    size = f.int("bytes", 1, 1 << 40) if with_files else 0
+    digest = f.str("sha256", r"[0-9a-f]{64}") if with_files else ""
+    state = f.shape("state_shape", 3)
+    half = model.frames_per_chunk // 2
+    if state[0] != half:
+        raise f.fail("state_shape", f"must hold frames_per_chunk / 2 = {half} frames, got {list(state)}")
+    context = None if encoder else f.shape("context_shape", 2)
+    if encoder:
+        skip, flush = f.int("start_skip_frames", 0, model.frames_per_chunk), f.int("flush_frames", 1, model.frames_per_chunk)
+    else:
+        skip = f.int("start_skip_samples", 0, model.chunk_samples - 1)
+        flush = f.int("flush_samples", 1, model.chunk_samples)
+    signatures = f.map("signatures", SignatureSpec.parse)
+    prefix = SIGNATURE_PREFIX[side]
+    expected = {f"{prefix}_{w}" for w in windows} | {f"{prefix}_flush"}
+    if set(signatures) != expected:
+        raise f.fail("signatures", f"must be {sorted(expected)}, got {sorted(signatures)}")
+    rows_in, rows_out = (model.channels, model.latent_dim) if encoder else (model.latent_dim, model.channels)
+    for w in windows:
+        name, sig = f"{prefix}_{w}", signatures[f"{prefix}_{w}"]
+        frames = w * model.frames_per_chunk
+        want_in = {"audio": (rows_in, w * model.chunk_samples), "state": state, "first": (1,)} if encoder else \
+            {"latents": (rows_in, frames), "keep": (frames,), "state": state, "context": context, "first": (1,)}
+        want_out = {"latents": (rows_out, frames), "state": state} if encoder else \
+            {"audio": (rows_out, frames * model.hop), "state": state, "context": context}
+        if sig.inputs != want_in or sig.outputs != want_out:
+            raise f.fail(f"signatures.{name}", f"must take {want_in} and give {want_out}")
+    flush_sig = signatures[f"{prefix}_flush"]
+    want_in = {"state": state} if encoder else {"state": state, "context": context}
+    want_out = {"latents": (rows_out, flush)} if encoder else {"audio": (rows_out, flush)}
+    if flush_sig.inputs != want_in or flush_sig.outputs != want_out:
+        raise f.fail(f"signatures.{prefix}_flush", f"must take {want_in} and give {want_out}")
+    ops, delegation = f.raw.get("ops", {}), f.raw.get("delegation", {})
+    for key, value in (("ops", ops), ("delegation", delegation)):
+        if not isinstance(value, dict):
+            raise f.fail(key, "must be an object")
+    return GraphSpec(side, file, size, digest, state, skip, flush, signatures, context, ops, delegation)
 
 
 def read_manifest(model_dir: str | Path) -> Manifest:
-    """Read and check ``DIR/manifest.json``; the graph files must exist beside it."""
+    """Read and validate ``DIR/manifest.json``; the graph files must exist beside it."""
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST_NAME
     if not model_dir.is_dir():
         raise ModelDirError(f"model directory not found: {model_dir}")
     if not path.is_file():
         raise ModelDirError(f"{model_dir} has no {MANIFEST_NAME}: not a directory written by `same-edge export`")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ModelDirError(f"{path} is {path.stat().st_size} bytes: too large to be a manifest")
     try:
-        manifest = Manifest.from_json(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelDirError(f"{path} is not valid JSON ({e})") from None
-    for side, name in GRAPH_FILES.items():
-        if not (model_dir / name).is_file():
-            raise ModelDirError(f"{model_dir} is missing {name}")
-        if side not in manifest.raw:
-            raise ModelDirError(f"{path} does not describe {name}")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ModelDirError(f"{path} is not UTF-8 text ({e.reason})") from None
+    try:
+        manifest = Manifest.from_json(text)
+    except ModelDirError as e:
+        raise ModelDirError(f"{path}: {e}") from None
+    for side in SIDES:
+        if not (model_dir / GRAPH_FILES[side]).is_file():
+            raise ModelDirError(f"{model_dir} is missing {GRAPH_FILES[side]}")
     return manifest
 
 
 def read_embedded_manifest(tflite_path: str | Path) -> dict[str, Any] | None:
-    """The manifest embedded in a ``.tflite`` file's metadata, or None if it has none."""
-    from ai_edge_litert import schema_py_generated as schema
+    """The manifest embedded in a ``.tflite`` file's metadata (decoded JSON), or None if it has none."""
+    from .flatbuffer import GraphFileError, metadata_entry
 
-    buf = Path(tflite_path).read_bytes()
     try:
-        model = schema.Model.GetRootAsModel(buf, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if entry.Name() is not None and entry.Name().decode() == METADATA_KEY:
-                buffer = model.Buffers(entry.Buffer())
-                if buffer.Offset() > 1:  # large models keep buffers after the flatbuffer
-                    return json.loads(buf[buffer.Offset() : buffer.Offset() + buffer.Size()].decode())
-                return json.loads(bytes(buffer.DataAsNumpy()).decode())
-    except Exception as e:  # a damaged flatbuffer raises anything from struct.error to IndexError
+        payload = metadata_entry(Path(tflite_path).read_bytes(), METADATA_KEY)
+        return None if payload is None else json.loads(payload.decode())
+    except (GraphFileError, ValueError) as e:
         raise ModelDirError(f"{tflite_path} is not a readable .tflite file ({e})") from None
-    return None

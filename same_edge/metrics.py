@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -47,6 +48,43 @@ def mel_distance(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
     return float(_band_errors(ref, test, sample_rate)[0].mean())
 
 
+def _snr(ref2: float, err2: float) -> float:
+    return float("inf") if err2 == 0 else float(10 * np.log10(ref2 / err2))
+
+
+def _si_sdr(ref2: float, cross: float, test2: float) -> float:
+    alpha = cross / ref2  # the optimal scale of the reference
+    target2 = alpha * alpha * ref2
+    residual2 = test2 - 2 * alpha * cross + target2
+    if residual2 <= 0:
+        return float("inf")
+    return float(10 * np.log10(target2 / residual2)) if target2 > 0 else float("-inf")
+
+
+def snr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """Signal-to-noise ratio of ``test`` against ``ref`` in dB (inf when identical); any shapes that match."""
+    r, t = ref.astype(np.float64), test.astype(np.float64)
+    return _snr(float(np.sum(r * r)), float(np.sum((r - t) ** 2)))
+
+
+def si_sdr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB: SNR after scaling ``ref`` optimally onto ``test``."""
+    r, t = ref.astype(np.float64).ravel(), test.astype(np.float64).ravel()
+    return _si_sdr(float(r @ r), float(r @ t), float(t @ t))
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Reconstruction quality; the ratios are None for a silent reference."""
+
+    snr_db: float | None
+    si_sdr_db: float | None
+    mel_distance: float | None  # mean L1 of log10 mel magnitudes (0 = identical); None for no samples
+
+    def as_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
 class QualityMeter:
     """Accumulates SNR, SI-SDR (over all samples) and mel distance (length-weighted over blocks)
     of a reconstruction against its reference, fed as aligned ``[C, n]`` blocks."""
@@ -72,19 +110,12 @@ class QualityMeter:
         self._band_signed = self._band_signed + band_signed * ref.shape[1]
         self.samples += ref.shape[1]
 
-    def result(self) -> dict[str, float | None]:
-        """``snr_db``, ``si_sdr_db`` (None for a silent reference) and ``mel_distance``."""
-        if self.samples == 0 or self._ref2 == 0.0:
-            snr = si_sdr = None
-        else:
-            snr = float("inf") if self._err2 == 0 else 10 * np.log10(self._ref2 / self._err2)
-            alpha = self._cross / self._ref2  # optimal scale of the reference
-            target2 = alpha * alpha * self._ref2
-            residual2 = self._test2 - 2 * alpha * self._cross + target2
-            si_sdr = float("inf") if residual2 <= 0 else 10 * np.log10(target2 / residual2) if target2 > 0 else -np.inf
-        mel = self._mel_sum / self.samples if self.samples else None
-        return {"snr_db": None if snr is None else float(snr), "si_sdr_db": None if si_sdr is None else float(si_sdr),
-                "mel_distance": mel}
+    def result(self) -> Quality:
+        """SNR, SI-SDR and mel distance over everything fed so far."""
+        silent = self.samples == 0 or self._ref2 == 0.0
+        return Quality(None if silent else _snr(self._ref2, self._err2),
+                       None if silent else _si_sdr(self._ref2, self._cross, self._test2),
+                       self._mel_sum / self.samples if self.samples else None)
 
     def mel_bands(self, groups: int = 8) -> dict[str, list[float]]:
         """Where the mel distance lies: mean |error| and mean signed error (test minus ref, log10) per

@@ -1,56 +1,63 @@
-"""A picture comparing two recordings: log-mel spectrograms, input above reconstruction, as PNG.
+"""A picture comparing two recordings: spectrograms of the input above the reconstruction.
 
-Written with zlib alone (no plotting library in the runtime)."""
+Drawn with matplotlib (the ``plot`` extra: ``pip install 'same-edge[plot]'``), which the runtime
+does not need otherwise.
+"""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import publish, temp_beside
-from .metrics import _log_mel
+from .atomic import atomic_output
 
+PLOT_HINT = "pip install 'same-edge[plot]' for the spectrogram picture"
 _N_FFT = 2048
-# A dark-to-bright ramp (black, purple, orange, pale yellow), interpolated per pixel.
-_RAMP = np.array([[0, 0, 4], [80, 18, 123], [182, 54, 121], [251, 136, 97], [252, 253, 191]], np.float64)
+_HOP = 512
+_RANGE_DB = 90.0
 
 
-def _colour(v: np.ndarray) -> np.ndarray:
-    """[H, W] in [0, 1] -> [H, W, 3] uint8."""
-    pos = v * (len(_RAMP) - 1)
-    i = np.clip(pos.astype(int), 0, len(_RAMP) - 2)
-    f = (pos - i)[..., None]
-    return (_RAMP[i] * (1 - f) + _RAMP[i + 1] * f).astype(np.uint8)
+def plotting_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def _png(rgb: np.ndarray) -> bytes:
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+def _spectrogram_db(x: np.ndarray) -> np.ndarray:
+    """[C, T] -> [frequencies, frames] power in dB of the channel mean (Hann window)."""
+    mono = x.mean(axis=0)
+    if mono.shape[0] < _N_FFT:
+        mono = np.pad(mono, (0, _N_FFT - mono.shape[0]))
+    frames = np.lib.stride_tricks.sliding_window_view(mono, _N_FFT)[::_HOP]
+    power = np.abs(np.fft.rfft(frames * np.hanning(_N_FFT), axis=-1)) ** 2
+    return (10 * np.log10(power + 1e-12)).T
 
 
 def save_comparison(path: str | Path, reference: np.ndarray, reconstruction: np.ndarray, sample_rate: int,
-                    width: int = 1200) -> None:
-    """Write a PNG: the reference's log-mel spectrogram (top) over the reconstruction's (bottom),
-    low frequencies at the bottom of each, one colour scale for both. Inputs ``[C, T]`` float32."""
-    mels = [_log_mel(x.mean(axis=0, keepdims=True), _N_FFT, sample_rate)[0].T[::-1] for x in (reference, reconstruction)]
-    top = max(m.max() for m in mels)
-    panels = []
-    for m in mels:
-        v = np.clip((m - (top - 5.0)) / 5.0, 0, 1)  # 5 decades (100 dB) of range
-        cols = np.linspace(0, v.shape[1] - 1, width).astype(int)
-        v = np.repeat(v[:, cols], 3, axis=0)  # 64 bands -> 192 rows
-        panels.append(_colour(v))
-    gap = np.full((6, width, 3), 255, np.uint8)
-    path = Path(path)
-    tmp = temp_beside(path)
-    Path(tmp).write_bytes(_png(np.concatenate([panels[0], gap, panels[1]])))
-    publish(tmp, path)
+                    titles: tuple[str, str] = ("input", "reconstruction")) -> None:
+    """Write a PNG: the spectrogram of ``reference`` (top) over that of ``reconstruction`` (bottom),
+    time in seconds, frequency in kHz, one dB colour scale for both. Inputs ``[C, T]`` float32 at
+    ``sample_rate`` Hz. Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    specs = [_spectrogram_db(x) for x in (reference, reconstruction)]
+    top = max(float(s.max()) for s in specs)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, constrained_layout=True)
+    image = None
+    for ax, spec, title, x in zip(axes, specs, titles, (reference, reconstruction), strict=True):
+        extent = (0.0, x.shape[1] / sample_rate, 0.0, sample_rate / 2000)
+        image = ax.imshow(spec, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                          vmin=top - _RANGE_DB, vmax=top)
+        ax.set_title(title)
+        ax.set_ylabel("frequency (kHz)")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(image, ax=axes, label="power (dB)")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

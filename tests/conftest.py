@@ -51,7 +51,7 @@ def export_dir(tmp_path_factory, tiny_model, tiny_float_graphs):
         if precision not in made:
             out = tmp_path_factory.mktemp(f"tiny-{precision}")
             write_model_dir(tiny_model, dict(tiny_float_graphs), out, precision, TEST_WINDOWS,
-                            TINY_CONFIG, TINY_CHECKPOINT, progress=False)
+                            TINY_CONFIG, TINY_CHECKPOINT)
             made[precision] = out
         return made[precision]
 

@@ -58,7 +58,7 @@ def test_encode_decode_round_trip_through_a_latent_file_restores_the_exact_lengt
     assert _run(capsys, "encode", tmp_path / "in.flac", tmp_path / "z.npz", "--model", model)[0] == 0
     lf = load_latents(tmp_path / "z.npz")
     n = int(1.234 * SR)
-    assert lf.latents.shape == (8, -(-n // 4096)) and lf.length == n and lf.sample_rate == SR
+    assert lf.latents.shape == (8, -(-n // 4096)) and lf.header.length == n and lf.header.sample_rate == SR
     assert _run(capsys, "decode", tmp_path / "z.npz", tmp_path / "y.flac", "--model", model)[0] == 0
     assert sf.info(tmp_path / "y.flac").frames == n
 

@@ -30,12 +30,12 @@ def test_bundle_holds_checkpoint_graphs_reports_and_clip_within_30_mb():
 
 def test_bundled_model_is_the_default_and_its_manifest_names_its_checkpoint():
     from same_edge.cli import DEFAULT_MODEL
-    from same_edge_export.checkpoint import sha256_file
+    from same_edge.graph import sha256_file
 
     assert DEFAULT_MODEL == DEMO_MODEL_DIR
-    source = read_manifest(DEMO_MODEL_DIR).raw["source"]
-    assert source["checkpoint_sha256"] == sha256_file(DEMO_MODEL_DIR / "model.safetensors")
-    assert source["config_sha256"] == sha256_file(DEMO_MODEL_DIR / "model_config.json")
+    source = read_manifest(DEMO_MODEL_DIR).source
+    assert source.checkpoint_sha256 == sha256_file(DEMO_MODEL_DIR / "model.safetensors")
+    assert source.config_sha256 == sha256_file(DEMO_MODEL_DIR / "model_config.json")
 
 
 def test_bundled_graphs_round_trip_the_clip_with_the_reported_quality(quality):
@@ -63,4 +63,4 @@ def test_a_fresh_export_of_the_bundled_checkpoint_reproduces_the_bundled_graphs(
     fresh = export(DEMO_MODEL_DIR / "model_config.json", DEMO_MODEL_DIR / "model.safetensors", tmp_path / "fresh",
                    manifest.precision, manifest.windows, fidelity_audio=clip, progress=False)
     for side in ("encoder", "decoder"):
-        assert fresh[side]["sha256"] == manifest.raw[side]["sha256"], f"{side}.tflite differs from a fresh export"
+        assert fresh.graph(side).sha256 == manifest.graph(side).sha256, f"{side}.tflite differs from a fresh export"

@@ -7,7 +7,6 @@ import pytest
 
 from same_edge.latents import (
     LATENTS_MEMBER,
-    LatentFile,
     LatentFileError,
     LatentHeader,
     LatentReader,
@@ -38,7 +37,7 @@ def test_blocks_written_in_pieces_read_back_in_other_pieces_unchanged(tmp_path):
 
 
 def test_frames_are_stored_contiguously_and_uncompressed_so_that_files_stream(tmp_path):
-    save_latents(tmp_path / "z.npz", LatentFile(_latents(), **vars(HEADER)))
+    save_latents(tmp_path / "z.npz", _latents(), HEADER)
     with zipfile.ZipFile(tmp_path / "z.npz") as zf:
         assert zf.getinfo(LATENTS_MEMBER).compress_type == zipfile.ZIP_STORED
     with np.load(tmp_path / "z.npz") as f:  # still an ordinary .npz
@@ -66,7 +65,7 @@ def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
     z = _latents()
     if damage == "nan":
         z[3, 4] = np.nan
-    save_latents(tmp_path / "z.npz", LatentFile(z, **vars(HEADER)))
+    save_latents(tmp_path / "z.npz", z, HEADER)
     if damage == "truncated":  # the frames cut short inside the archive
         with zipfile.ZipFile(tmp_path / "z.npz") as zf:
             members = {i.filename: zf.read(i) for i in zf.infolist()}

@@ -18,8 +18,8 @@ def test_mel_band_errors_average_to_the_mel_distance():
     meter.update(ref, test)
     bands = meter.mel_bands(8)
     assert len(bands["abs"]) == len(bands["signed"]) == 8
-    assert np.mean(bands["abs"]) == pytest.approx(meter.result()["mel_distance"], rel=1e-9)
-    assert meter.result()["mel_distance"] == pytest.approx(mel_distance(ref, test, SR), rel=1e-9)
+    assert np.mean(bands["abs"]) == pytest.approx(meter.result().mel_distance, rel=1e-9)
+    assert meter.result().mel_distance == pytest.approx(mel_distance(ref, test, SR), rel=1e-9)
 
 
 def test_a_quieter_treble_shows_as_a_negative_signed_error_in_the_top_bands_only():

@@ -1,33 +1,46 @@
 """The demo model's training recipe: its data preparation and one training step, on a small slice."""
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from same_edge_export.checkpoint import load_model
 from same_edge_export.config import load_config
 from same_edge_export.model import SameAutoencoder
-from same_edge_export.train import (
-    DEMO_CONFIG,
+from same_edge_recipes.demo.data import DEMO_CONFIG, unzip_members
+from same_edge_recipes.demo.train import (
     Crops,
     init_for_training,
     reconstruction_loss,
     softnorm_regulariser,
     train,
-    unzip_members,
 )
 
+RECIPE_DATA = Path(__file__).parent / "data" / "recipe"  # two short tracks: 44.1 kHz FLAC and 48 kHz Ogg
 
-def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
+
+def _one_step_writes_a_loadable_checkpoint(tmp_path, cached_name, seconds, **kwargs):
     out = tmp_path / "run"
-    ckpt = train(out, minutes=5, max_steps=1, batch=2, limit_seconds=20, split="heldout", cache=tmp_path / "data")
-    cached = np.load(tmp_path / "data" / "frozen-bubble-data.npy", mmap_mode="r")
-    assert cached.dtype == np.int16 and cached.shape[1] == 2 and 19 * 44100 < cached.shape[0] <= 21 * 44100
+    ckpt = train(out, minutes=5, max_steps=1, batch=2, limit_seconds=20, cache=tmp_path / "data", **kwargs)
+    cached = np.load(tmp_path / "data" / f"{cached_name}.npy", mmap_mode="r")
+    assert cached.dtype == np.int16 and cached.shape[1] == 2 and abs(cached.shape[0] - seconds * 44100) < 0.05 * 44100
     model = load_model(out / "model_config.json", ckpt)  # the official layout, strictly
     assert sum(p.numel() * 4 for p in model.parameters()) <= 25e6  # at most 25 MB of fp32 weights
     log = json.loads((out / "train_log.json").read_text())
     assert log["steps"] == 1 and np.isfinite(log["log"][0]["total"])
+
+
+def test_data_preparation_and_one_training_step_write_a_loadable_checkpoint(tmp_path):
+    sources = {"fixture": sorted(RECIPE_DATA.iterdir())}
+    _one_step_writes_a_loadable_checkpoint(tmp_path, "fixture", 6.0, sources=sources)
+
+
+@pytest.mark.network
+def test_the_recipe_fetches_its_held_out_music_from_debian_and_trains_on_it(tmp_path):
+    _one_step_writes_a_loadable_checkpoint(tmp_path, "frozen-bubble-data", 20.0, split="heldout")
 
 
 def test_losses_are_zero_for_a_perfect_reconstruction_and_positive_otherwise():

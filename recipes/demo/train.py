@@ -1,6 +1,6 @@
 """Training recipe of the bundled demo SAME (``models/demo``): data, losses, loop, checkpoint.
 
-    python -m same_edge_export.train --out build/demo-train --minutes 56 --seed 0
+    python -m same_edge_recipes.demo.train --out build/demo-train --minutes 56 --seed 0
 
 Data comes from Debian's archive, fetched by the recipe with ``apt-get download`` (no other
 network). Training: the Planet Blupi soundtrack (``planetblupi-music-ogg``, 10 tracks, 2.7 h,
@@ -22,105 +22,21 @@ do not pay off.
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import glob
 import json
 import math
 import shutil
-import subprocess
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import official_state_dict
-from .config import load_config
-from .model import DynamicTanh, SameAutoencoder
+from same_edge_export.checkpoint import official_state_dict
+from same_edge_export.config import load_config
+from same_edge_export.model import DynamicTanh, SameAutoencoder
 
-DATA_PACKAGES = {  # split -> (Debian package, music files in it; "archive!members" reaches into a zip)
-    "train": (("planetblupi-music-ogg", "usr/share/planetblupi/music/*.ogg"),
-              ("extremetuxracer-data", "usr/share/games/etr/music/*.ogg"),
-              ("xmoto-data", "usr/share/games/xmoto/Textures/Musics/*.ogg"),
-              ("lincity-ng-data", "usr/share/games/lincity-ng/music/default/*.ogg"),
-              ("nexuiz-music", "usr/share/games/nexuiz/data/music.pk3!sound/cdtracks/*.ogg"),
-              ("warzone2100-music", "usr/share/games/warzone2100/music/albums/*/*.opus")),
-    "heldout": (("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/frozen-mainzik-*.ogg"),),
-}
-SAMPLE_RATE = 44100
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "models" / "demo" / "model_config.json"
-
-
-def fetch_sources(split: str, cache: Path) -> dict[str, list[Path]]:
-    """Download and unpack the Debian packages of ``split``; return each package's music files."""
-    return {package: _fetch_package(package, pattern, cache) for package, pattern in DATA_PACKAGES[split]}
-
-
-def fetch_tracks(split: str, cache: Path) -> list[Path]:
-    """Every music file of ``split``, package by package."""
-    return [f for files in fetch_sources(split, cache).values() for f in files]
-
-
-def _fetch_package(package: str, pattern: str, cache: Path) -> list[Path]:
-    archive, _, members = pattern.partition("!")
-    root = cache / package
-    if not root.is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
-            if got.returncode != 0:  # a fresh machine has no package lists yet
-                subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-                subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True)
-            deb = next(Path(tmp).glob(f"{package}_*.deb"))
-            staging = cache / f".{package}.tmp"
-            shutil.rmtree(staging, ignore_errors=True)
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-            if members:
-                unzip_members(staging / archive, members, staging / f"{archive}.d")
-            staging.rename(root)
-    files = sorted(Path(p) for p in glob.glob(str(root / (f"{archive}.d/{members}" if members else pattern))))
-    if not files:
-        raise RuntimeError(f"{package} holds no files matching {pattern}")
-    return files
-
-
-def unzip_members(archive: Path, members: str, into: Path) -> None:
-    """Extract the members of the zip ``archive`` that match the glob ``members`` into ``into``."""
-    with zipfile.ZipFile(archive) as z:
-        for name in z.namelist():
-            if fnmatch.fnmatch(name, members):
-                z.extract(name, into)
-
-
-def decode_tracks(files: list[Path], out: Path, limit_seconds: float | None = None) -> np.ndarray:
-    """Concatenate tracks as int16 [T, 2] at 44.1 kHz into ``out`` (cached); returns a memmap."""
-    if not out.exists():
-        parts = []
-        budget = None if limit_seconds is None else int(limit_seconds * SAMPLE_RATE)
-        for f in files:
-            x, sr = sf.read(str(f), dtype="float32", always_2d=True)
-            if x.shape[1] != 2:
-                raise RuntimeError(f"{f}: expected stereo, got {x.shape[1]} channel(s)")
-            if sr != SAMPLE_RATE:
-                x = soxr.resample(x, sr, SAMPLE_RATE, quality="VHQ")
-            if budget is not None:
-                x = x[:budget]
-            parts.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
-            if budget is not None:
-                budget -= x.shape[0]
-                if budget <= 0:
-                    break
-        data = np.concatenate(parts)
-        tmp = out.with_suffix(".tmp.npy")
-        np.save(tmp, data)
-        tmp.rename(out)
-    return np.load(out, mmap_mode="r")
-
+from .data import DEMO_CONFIG, SAMPLE_RATE, decode_tracks, fetch_sources
 
 TILT_DB = 9.5  # the crops' random spectral tilt at Nyquist, either way
 
@@ -236,15 +152,16 @@ def forward(model: SameAutoencoder, audio: torch.Tensor, latent_noise: float) ->
 def train(out: Path, minutes: float, seed: int = 0, batch: int = 8, seconds: float = 1.486, lr: float = 6e-4,
           cache: Path | None = None, limit_seconds: float | None = None, max_steps: int | None = None,
           split: str = "train", device: str = "cpu", config: Path = DEMO_CONFIG,
-          loss_weights: dict[str, float] = LOSS_WEIGHTS) -> Path:
+          loss_weights: dict[str, float] = LOSS_WEIGHTS, sources: dict[str, list[Path]] | None = None) -> Path:
     """Train the demo model for ``minutes`` of wall time (or ``max_steps``, which then also sets the
     learning-rate schedule); write the official-layout checkpoint and config to ``out``. Returns the
-    checkpoint path. (``split`` and ``limit_seconds`` let a test run one step on a small slice.)"""
+    checkpoint path. ``sources`` (name -> audio files) replaces the Debian packages of ``split``;
+    with ``limit_seconds`` it lets a test run one step on a small slice."""
     torch.manual_seed(seed)
     cache = cache or out / "data"
     cache.mkdir(parents=True, exist_ok=True)
-    data = [decode_tracks(files, cache / f"{package}.npy", limit_seconds)
-            for package, files in fetch_sources(split, cache).items()]
+    sources = fetch_sources(split, cache) if sources is None else sources
+    data = [decode_tracks(files, cache / f"{name}.npy", limit_seconds) for name, files in sources.items()]
     cfg = load_config(config)
     chunk = cfg.chunk_size * cfg.patch_size
     samples = max(chunk, int(round(seconds * SAMPLE_RATE / chunk)) * chunk)

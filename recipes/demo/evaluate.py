@@ -1,6 +1,6 @@
 """Quality of an exported model on held-out music, against a PCA codec of the same latent size.
 
-    python -m same_edge_export.evaluate --model models/demo --data build/demo-train/data --out report.json
+    python -m same_edge_recipes.demo.evaluate --model models/demo --data build/demo-train/data --out report.json
 
 Held-out: the Frozen Bubble soundtrack (``frozen-bubble-data``: a different composer and
 production from the Planet Blupi training music). Mel distance, SI-SDR and SNR on the whole tracks;
@@ -26,7 +26,7 @@ from same_edge import Codec
 from same_edge.metrics import QualityMeter
 from same_edge.models import DEMO_MODEL_DIR
 
-from .train import SAMPLE_RATE, decode_tracks, fetch_sources, fetch_tracks
+from .data import SAMPLE_RATE, decode_tracks, fetch_sources, fetch_tracks
 
 VISQOL_EXCERPTS = 3
 VISQOL_SECONDS = 10.0

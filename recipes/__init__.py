@@ -1,0 +1,1 @@
+"""Recipes: how the models same-edge ships were made (installed as ``same_edge_recipes``)."""
