@@ -12,7 +12,7 @@ RUNTIME_BIN := .venv-runtime/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench,cluster]'
 	touch $@
 
 $(RUNTIME_BIN)/.installed: pyproject.toml $(wildcard same_edge/*.py) $(wildcard models/*.py) $(wildcard models/demo/*)

@@ -152,7 +152,7 @@ class AudioWriter:
         except AssertionError:  # soundfile asserts that libsndfile wrote every frame
             raise OSError(f"cannot write {self.path}: short write (disk full or file size limit?)") from None
         except (sf.LibsndfileError, RuntimeError) as e:
-            raise OSError(f"cannot write {self.path}: {e}") from None
+            raise OSError(f"cannot write {self.path}: {str(e).rstrip('.')} (disk full or file size limit?)") from None
 
     def close(self) -> None:
         """Finish the file and move it into place."""

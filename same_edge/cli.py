@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 from pathlib import Path
 
 import numpy as np
@@ -214,8 +215,16 @@ def _positive(kind: str, high: int | None = None) -> object:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        _error(f"error: {message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="same-edge", description="Run the SAME music autoencoder on CPUs through LiteRT.")
+    p = _Parser(prog="same-edge", description="Run the SAME music autoencoder on CPUs through LiteRT.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

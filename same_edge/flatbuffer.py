@@ -31,6 +31,7 @@ class _Reader:
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
         self.n = len(buf)
+        self._vtables: dict[int, tuple[int, tuple[int, ...]]] = {}  # flatbuffers share vtables: check each once
 
     def need(self, pos: int, size: int, what: str) -> None:
         if pos < 0 or size < 0 or pos + size > self.n:
@@ -43,16 +44,19 @@ class _Reader:
     def table(self, pos: int, what: str) -> _Table:
         self.need(pos, 4, what)
         vtable = pos - struct.unpack_from("<i", self.buf, pos)[0]
-        self.need(vtable, 4, f"{what}'s vtable")
-        vsize, tsize = struct.unpack_from("<HH", self.buf, vtable)
-        if vsize < 4 or vsize % 2:
-            raise GraphFileError(f"{what}'s vtable at byte {vtable} is malformed")
-        self.need(vtable, vsize, f"{what}'s vtable")
-        self.need(pos, max(tsize, 4), what)
-        offsets = struct.unpack_from(f"<{(vsize - 4) // 2}H", self.buf, vtable + 4)
-        if any(o >= tsize for o in offsets if o):
-            raise GraphFileError(f"{what} at byte {pos} has a field outside the table")
-        return _Table(self, pos, offsets, what)
+        known = self._vtables.get(vtable)
+        if known is None:
+            self.need(vtable, 4, f"{what}'s vtable")
+            vsize, tsize = struct.unpack_from("<HH", self.buf, vtable)
+            if vsize < 4 or vsize % 2:
+                raise GraphFileError(f"{what}'s vtable at byte {vtable} is malformed")
+            self.need(vtable, vsize, f"{what}'s vtable")
+            offsets = struct.unpack_from(f"<{(vsize - 4) // 2}H", self.buf, vtable + 4)
+            if any(o >= tsize for o in offsets if o):
+                raise GraphFileError(f"{what}'s vtable at byte {vtable} has a field outside its table")
+            known = self._vtables[vtable] = (tsize, offsets)
+        self.need(pos, max(known[0], 4), what)
+        return _Table(self, pos, known[1], what)
 
 
 class _Table:
@@ -143,8 +147,10 @@ def verify_tflite(buf: bytes) -> None:
     for md in model.tables(6, "metadata"):
         md.string(0)
         _in_range([md.scalar(1, "I")], 0, len(buffers), "metadata buffer")
+    tensor_counts = []
     for s, sg in enumerate(subgraphs):
         tensors = sg.tables(0, f"subgraph {s} tensors")
+        tensor_counts.append(len(tensors))
         for t in tensors:
             t.ints(0)
             if not 0 <= t.scalar(1, "b") < 64:
@@ -179,7 +185,7 @@ def verify_tflite(buf: bytes) -> None:
     for sig in model.tables(7, "signature_defs"):
         index = sig.scalar(4, "I")
         _in_range([index], 0, len(subgraphs), f"{sig.what} subgraph_index")
-        n = len(subgraphs[index].tables(0, "tensors"))
+        n = tensor_counts[index]
         sig.string(2)
         for field in (0, 1):
             for tm in sig.tables(field, f"{sig.what} tensors"):

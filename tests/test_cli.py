@@ -175,7 +175,7 @@ def test_broken_model_directory_is_refused(tmp_path, capsys, model):
     _assert_clean_failure(rc, err, tmp_path, "missing decoder.tflite")
     shutil.copy(broken / "encoder.tflite", broken / "decoder.tflite")  # a mismatched graph
     rc, _, err = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav", "--model", broken)
-    _assert_clean_failure(rc, err, tmp_path, "does not match the manifest")
+    _assert_clean_failure(rc, err, tmp_path, "the manifest says")
 
 
 def _peak_rss_mb(argv):
@@ -230,3 +230,146 @@ def test_demo_refuses_a_broken_quality_report_in_one_line_before_writing_anythin
     rc, _, err = _run(capsys, "demo", "--model", broken, "--out", tmp_path / "demo")
     assert rc == 2 and "quality.json: not a quality report" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "demo").exists()
+
+
+def _codec(model):
+    from same_edge import Codec
+
+    return Codec.load(model)
+
+
+@pytest.mark.parametrize("samples", [1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 1])
+def test_roundtrip_output_is_the_codec_s_output_sample_for_sample_at_frame_boundaries(tmp_path, capsys, model, samples):
+    """The file path adds nothing and loses nothing: left stays left, every sample is the Codec's."""
+    x = _music(samples / SR + 1e-6)[:samples]
+    x[:, 1] *= -0.5  # channels that differ: a swap would show
+    sf.write(tmp_path / "in.wav", x, SR, subtype="FLOAT")
+    assert _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "rt.wav", "--model", model)[0] == 0
+    y, _ = sf.read(tmp_path / "rt.wav", dtype="float32", always_2d=True)
+    codec = _codec(model)
+    expected = codec.decode(codec.encode(np.ascontiguousarray(x.T)))[:, :samples]
+    assert y.shape == (samples, 2) and np.array_equal(y.T, expected)
+    assert _run(capsys, "encode", tmp_path / "in.wav", tmp_path / "z.npz", "--model", model)[0] == 0
+    assert np.array_equal(load_latents(tmp_path / "z.npz").latents, codec.encode(np.ascontiguousarray(x.T)))
+    assert _run(capsys, "decode", tmp_path / "z.npz", tmp_path / "d.wav", "--model", model)[0] == 0
+    assert np.array_equal(sf.read(tmp_path / "d.wav", dtype="float32", always_2d=True)[0], y)
+
+
+@pytest.mark.parametrize("argv", [["stream", "--block", "0"], ["stream", "--threads", "100000"], ["roundtrip", "--threads", "0"],
+                                  ["roundtrip", "--threads", "x"]])
+def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, model, argv):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    with pytest.raises(SystemExit) as stop:
+        main([argv[0], str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), *argv[1:], "--model", model])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and argv[-2] in err
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_output_names_at_the_255_byte_limit_work(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    out = tmp_path / ("o" * 251 + ".wav")
+    assert _run(capsys, "roundtrip", tmp_path / "in.wav", out, "--model", model)[0] == 0 and out.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.wav", out.name])
+
+
+def test_an_output_path_that_is_a_directory_fails_cleanly_and_leaves_nothing(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    (tmp_path / "out.wav").mkdir()
+    rc, _, err = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "out.wav", "--model", model)
+    assert rc == 2 and "directory" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"] and not any((tmp_path / "out.wav").iterdir())
+
+
+def test_a_failed_command_removes_the_directories_it_created(tmp_path, capsys, model):
+    (tmp_path / "in.wav").write_bytes(b"RIFF junk")
+    rc, _, _ = _run(capsys, "roundtrip", tmp_path / "in.wav", tmp_path / "new" / "deeper" / "out.wav", "--model", model)
+    assert rc == 2 and not (tmp_path / "new").exists()
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    z = dict(np.load(_encoded(tmp_path, capsys, model)))
+    z["model_id"] = np.str_("0123456789abcdef-0123456789abcdef")
+    np.savez(tmp_path / "other.npz", **z)
+    rc, _, _ = _run(capsys, "decode", tmp_path / "other.npz", tmp_path / "made" / "out.wav", "--model", model)
+    assert rc == 2 and not (tmp_path / "made").exists()
+
+
+def _encoded(tmp_path, capsys, model):
+    assert _run(capsys, "encode", tmp_path / "in.wav", tmp_path / "z.npz", "--model", model)[0] == 0
+    return tmp_path / "z.npz"
+
+
+def test_keep_rate_to_a_rate_flac_cannot_store_is_one_line(tmp_path, capsys, model):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    z = dict(np.load(_encoded(tmp_path, capsys, model)))
+    z["source_rate"] = np.int64(700_000)
+    np.savez(tmp_path / "odd.npz", **z)
+    rc, _, err = _run(capsys, "decode", tmp_path / "odd.npz", tmp_path / "out.flac", "--keep-rate", "--model", model)
+    _assert_clean_failure(rc, err, tmp_path, "FLAC cannot store 700000 Hz")
+
+
+@pytest.mark.parametrize("command", ["roundtrip", "decode", "stream"])
+def test_a_full_disk_or_file_size_limit_is_one_line_and_leaves_no_file(tmp_path, capsys, model, command):
+    """RLIMIT_FSIZE (ulimit -f) makes writes fail as a full disk does (Python ignores SIGXFSZ). The
+    limit stays above the packed weights, which XNNPACK writes to a memory file (it aborts otherwise)."""
+    import resource
+
+    sf.write(tmp_path / "in.wav", _music(10.0), SR)
+    src = _encoded(tmp_path, capsys, model) if command == "decode" else tmp_path / "in.wav"
+    limit = 2 << 20  # the output: 3.5 MB of float WAV
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = subprocess.run([sys.executable, "-m", "same_edge", command, str(src), str(tmp_path / "out.wav"), "--model", model],
+                         capture_output=True, text=True, preexec_fn=small_files, timeout=300)
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith("same-edge:")]  # the rest is the progress bar
+    assert out.returncode == 2 and len(errors) == 1 and "disk full" in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))]
+
+
+@pytest.mark.parametrize("signum", [15, 1])
+def test_sigterm_and_sighup_leave_no_temporary_file_and_keep_an_existing_output(tmp_path, model, signum):
+    import signal
+    import time
+
+    with sf.SoundFile(tmp_path / "in.wav", "w", SR, 2, subtype="PCM_16") as f:
+        for _ in range(12):
+            f.write(_music(10.0))
+    (tmp_path / "out.wav").write_bytes(b"previous output")
+    proc = subprocess.Popen([sys.executable, "-m", "same_edge", "stream", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
+                             "--model", model], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".out.wav.") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum and err.strip() == f"same-edge: stopped by {signal.Signals(signum).name}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+    assert (tmp_path / "out.wav").read_bytes() == b"previous output"
+
+
+def test_a_closed_stdout_is_not_a_traceback(tmp_path, model):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    out = subprocess.run([sys.executable, "-m", "same_edge", "info", model], stdout=subprocess.DEVNULL, capture_output=False,
+                         stderr=subprocess.PIPE, text=True, timeout=120, pass_fds=(), close_fds=True,
+                         preexec_fn=lambda: os.close(1))
+    assert out.returncode in (0, 2) and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) <= 1
+    piped = subprocess.Popen([sys.executable, "-m", "same_edge", "info", model, "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    piped.stdout.close()  # the reader went away: a broken pipe
+    _, err = piped.communicate(timeout=120)
+    assert piped.returncode in (0, 2) and "Traceback" not in err
+
+
+def test_upper_case_extensions_are_the_same_formats(tmp_path, capsys, model):
+    sf.write(tmp_path / "IN.WAV", _music(0.5), SR)
+    assert _run(capsys, "encode", tmp_path / "IN.WAV", tmp_path / "Z.NPZ", "--model", model)[0] == 0
+    assert _run(capsys, "decode", tmp_path / "Z.NPZ", tmp_path / "OUT.FLAC", "--model", model)[0] == 0
+    assert sf.info(tmp_path / "OUT.FLAC").format == "FLAC"
+
+
+def test_python_dash_m_same_edge_is_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "same_edge", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "roundtrip" in out.stdout and "encode" in out.stdout

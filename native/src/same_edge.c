@@ -1,0 +1,1133 @@
+/* libsame_edge: the SAME streaming host loop of same_edge/codec.py, in C, on LiteRT's C API.
+ *
+ * A stream is a sequence of window calls (whole attention chunks plus a carried state) and a
+ * flush, exactly as the Python runtime drives them: the same window plan (largest first), the
+ * same `first` flag, start skips, zero padding of an odd tail and trimming of the flush, so
+ * the outputs are bit-identical. */
+#define _GNU_SOURCE
+#include "same_edge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "litert_api.h"
+#include "sha256.h"
+
+#define SE_MAX_WINDOWS 16
+#define SE_MAX_IO 8
+#define SE_MAX_THREADS 256
+#define SE_MSG 512
+#define MANIFEST_MAX_BYTES (1u << 20) /* a real manifest is a few kB */
+
+enum role { R_AUDIO, R_LATENTS, R_KEEP, R_STATE, R_CONTEXT, R_FIRST, R_NROLES };
+static const char *const ROLE_NAMES[R_NROLES] = {"audio", "latents", "keep", "state", "context", "first"};
+
+typedef struct tensor_spec {
+  int role;
+  int rank;
+  int dims[LITERT_TENSOR_MAX_RANK];
+  size_t count; /* elements */
+  LiteRtRankedTensorType type;
+} tensor_spec;
+
+typedef struct sig_info {
+  LiteRtParamIndex index; /* signature index in the graph */
+  int window;             /* chunks; 0 for the flush signature */
+  size_t n_in, n_out;
+  tensor_spec in[SE_MAX_IO], out[SE_MAX_IO];
+} sig_info;
+
+typedef struct graph {
+  int side; /* SE_SIDE_ENCODER or SE_SIDE_DECODER */
+  void *map;
+  size_t map_size;
+  LiteRtModel model;
+  LiteRtOptions options;
+  LiteRtCompiledModel compiled;
+  sig_info sigs[SE_MAX_WINDOWS]; /* one per model window, same order */
+  sig_info flush;
+  pthread_mutex_t run_lock; /* one compiled model runs one signature at a time */
+  int lock_ready;
+} graph;
+
+struct se_model {
+  LiteRtEnvironment env;
+  int sample_rate, channels, latent_dim, hop, fpc, chunk_samples;
+  int n_windows, windows[SE_MAX_WINDOWS];
+  int state_rank, state_dims[LITERT_TENSOR_MAX_RANK];
+  int context_rank, context_dims[LITERT_TENSOR_MAX_RANK];
+  int start_skip_frames, flush_frames, start_skip_samples, flush_samples;
+  int threads, sides;
+  char model_id[40];
+  char precision[32];
+  graph *enc, *dec;
+  pthread_mutex_t error_lock;
+  char error[SE_MSG];
+};
+
+struct se_stream {
+  se_model *model;
+  graph *g;
+  int side;
+  int rows_in, rows_out;
+  size_t unit_in, unit_out; /* input and output columns per chunk */
+  int n_windows, windows[SE_MAX_WINDOWS], sig_of[SE_MAX_WINDOWS];
+  size_t skip;              /* output columns still to drop from the first window */
+  size_t flush_cols;        /* columns of the flush signature's output */
+  int first, flushed, failed;
+  size_t pending_len;       /* input columns waiting for a whole chunk (< unit_in) */
+  uint64_t in_total, out_total;
+  float *pending;           /* [rows_in][unit_in] */
+  /* Host memory shared by every signature's tensor buffers of the same role. */
+  float *host[R_NROLES], *host_out[R_NROLES];
+  size_t host_count[R_NROLES], host_out_count[R_NROLES];
+  LiteRtTensorBuffer bufs_in[SE_MAX_WINDOWS + 1][SE_MAX_IO], bufs_out[SE_MAX_WINDOWS + 1][SE_MAX_IO];
+  char error[SE_MSG];
+};
+
+/* ---------- messages ---------- */
+
+static void set_msg(char *dst, size_t size, const char *fmt, va_list ap) {
+  if (!dst || !size) return;
+  vsnprintf(dst, size, fmt, ap);
+}
+
+static se_status model_fail(se_model *m, se_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&m->error_lock);
+  set_msg(m->error, sizeof m->error, fmt, ap);
+  pthread_mutex_unlock(&m->error_lock);
+  va_end(ap);
+  return st;
+}
+
+static se_status stream_fail(se_stream *s, se_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_msg(s->error, sizeof s->error, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
+typedef struct {
+  char *buf;
+  size_t size;
+} errbuf;
+
+static se_status open_fail(errbuf *e, se_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_msg(e->buf, e->size, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
+const char *se_version(void) {
+#define SE_STR2(x) #x
+#define SE_STR(x) SE_STR2(x)
+  return SE_STR(SE_VERSION_MAJOR) "." SE_STR(SE_VERSION_MINOR) "." SE_STR(SE_VERSION_PATCH);
+}
+
+int se_version_number(void) { return SE_VERSION_MAJOR * 10000 + SE_VERSION_MINOR * 100 + SE_VERSION_PATCH; }
+
+const char *se_status_name(se_status status) {
+  switch (status) {
+    case SE_OK: return "SE_OK";
+    case SE_ERR_ARGUMENT: return "SE_ERR_ARGUMENT";
+    case SE_ERR_MODEL: return "SE_ERR_MODEL";
+    case SE_ERR_RUNTIME: return "SE_ERR_RUNTIME";
+    case SE_ERR_STATE: return "SE_ERR_STATE";
+    case SE_ERR_NO_MEMORY: return "SE_ERR_NO_MEMORY";
+    case SE_ERR_BUFFER_TOO_SMALL: return "SE_ERR_BUFFER_TOO_SMALL";
+    case SE_ERR_NONFINITE: return "SE_ERR_NONFINITE";
+  }
+  return "SE_ERR_UNKNOWN";
+}
+
+void se_model_options_init(se_model_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->threads = 0;
+  o->sides = SE_SIDE_BOTH;
+  o->weight_cache = NULL;
+  o->verify_sha256 = 1;
+  o->litert_log_severity = 4;
+}
+
+/* ---------- manifest ---------- */
+
+static int get_int(const json_node *obj, const char *key, long long lo, long long hi, long long *out) {
+  const json_node *n = json_get(obj, key);
+  if (!n || n->type != JSON_NUMBER || !n->is_integer || !(n->number >= (double)lo) || !(n->number <= (double)hi))
+    return 0;
+  *out = (long long)n->number;
+  return 1;
+}
+
+static int get_shape(const json_node *obj, const char *key, int *rank, int dims[LITERT_TENSOR_MAX_RANK]) {
+  const json_node *n = json_get(obj, key);
+  if (!n || n->type != JSON_ARRAY || n->count < 1 || n->count > LITERT_TENSOR_MAX_RANK) return 0;
+  long long total = 1;
+  int r = 0;
+  for (const json_node *c = n->child; c; c = c->next) {
+    if (c->type != JSON_NUMBER || !c->is_integer || c->number < 1 || c->number > (1 << 24)) return 0;
+    dims[r++] = (int)c->number;
+    total *= (long long)c->number;
+    if (total > (1LL << 26)) return 0;
+  }
+  *rank = r;
+  return 1;
+}
+
+static int is_hex64(const json_node *n) {
+  if (!n || n->type != JSON_STRING || strlen(n->string) != 64) return 0;
+  for (const char *p = n->string; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+  return 1;
+}
+
+static const char *const GRAPH_FILE[3] = {NULL, "encoder.tflite", "decoder.tflite"};
+
+static int role_of(const char *name);
+static int expected_shape(const se_model *m, int side, int window, int is_input, int role, int state_rank,
+                          const int *state_dims, int *rank, int *dims);
+static int roles_required(int side, int window, int is_input);
+
+static int is_string(const json_node *n) { return n && n->type == JSON_STRING; }
+
+/* The manifest's own description of one signature must be the shapes the model's facts give. */
+static int manifest_signature_ok(const se_model *m, int side, int window, const json_node *sig, int state_rank,
+                                 const int *state_dims) {
+  if (!sig || sig->type != JSON_OBJECT) return 0;
+  for (int is_input = 1; is_input >= 0; is_input--) {
+    const json_node *io = json_get(sig, is_input ? "inputs" : "outputs");
+    if (!io || io->type != JSON_OBJECT) return 0;
+    int seen = 0;
+    for (const json_node *t = io->child; t; t = t->next) {
+      int role = role_of(t->key), rank, dims[LITERT_TENSOR_MAX_RANK], got_rank, got[LITERT_TENSOR_MAX_RANK];
+      if (role < 0 || (seen & (1 << role)) ||
+          !expected_shape(m, side, window, is_input, role, state_rank, state_dims, &rank, dims) ||
+          !get_shape(io, t->key, &got_rank, got) || got_rank != rank || memcmp(got, dims, sizeof(int) * (size_t)rank) != 0)
+        return 0;
+      seen |= 1 << role;
+    }
+    if (seen != roles_required(side, window, is_input)) return 0;
+  }
+  return 1;
+}
+
+static se_status parse_manifest(se_model *m, const json_node *root, const char *path, errbuf *e) {
+#define BAD(...) return open_fail(e, SE_ERR_MODEL, __VA_ARGS__)
+  if (!root || root->type != JSON_OBJECT) BAD("%s: not a same-edge model manifest (not a JSON object)", path);
+  const json_node *fmt = json_get(root, "format");
+  long long version = 0;
+  if (!is_string(fmt) || strcmp(fmt->string, "same-edge-model") != 0)
+    BAD("%s: manifest field format must be 'same-edge-model': not a same-edge model manifest", path);
+  if (!get_int(root, "format_version", 0, 1 << 30, &version) || version != 2)
+    BAD("%s: manifest field format_version must be 2 (re-export the model with this version's `same-edge export`)", path);
+  const json_node *model = json_get(root, "model");
+  if (!model || model->type != JSON_OBJECT) BAD("%s: manifest field model must be an object", path);
+  long long sr, ch, ld, hop, fpc, cs;
+  if (!get_int(model, "sample_rate", 1000, 1000000, &sr)) BAD("%s: manifest field model.sample_rate must be an integer in [1000, 1000000]", path);
+  if (!get_int(model, "channels", 1, 64, &ch)) BAD("%s: manifest field model.channels must be an integer in [1, 64]", path);
+  if (!get_int(model, "latent_dim", 1, 1 << 24, &ld)) BAD("%s: manifest field model.latent_dim must be a positive integer", path);
+  if (!get_int(model, "hop", 1, 1 << 24, &hop)) BAD("%s: manifest field model.hop must be a positive integer", path);
+  if (!get_int(model, "frames_per_chunk", 2, 4096, &fpc) || fpc % 2)
+    BAD("%s: manifest field model.frames_per_chunk must be an even integer in [2, 4096]", path);
+  if (!get_int(model, "chunk_samples", 1, 1 << 24, &cs) || cs != fpc * hop)
+    BAD("%s: manifest field model.chunk_samples must equal frames_per_chunk * hop", path);
+  const json_node *config = json_get(model, "config");
+  if (!config || config->type != JSON_OBJECT) BAD("%s: manifest field model.config must be an object", path);
+  m->sample_rate = (int)sr, m->channels = (int)ch, m->latent_dim = (int)ld, m->hop = (int)hop, m->fpc = (int)fpc;
+  m->chunk_samples = (int)cs;
+
+  static const char *const precisions[] = {"fp32", "w16a32", "w8a32", "w8a8", "w4a8"};
+  const json_node *precision = json_get(root, "precision");
+  int known = 0;
+  for (size_t i = 0; is_string(precision) && i < sizeof precisions / sizeof *precisions; i++)
+    known |= strcmp(precision->string, precisions[i]) == 0;
+  if (!known) BAD("%s: manifest field precision must be one of fp32, w16a32, w8a32, w8a8, w4a8", path);
+  snprintf(m->precision, sizeof m->precision, "%s", precision->string);
+
+  const json_node *windows = json_get(root, "windows");
+  if (!windows || windows->type != JSON_ARRAY || windows->count < 1)
+    BAD("%s: manifest field windows must be unique ascending chunk counts in [1, 4096] starting at 1", path);
+  if (windows->count > SE_MAX_WINDOWS) BAD("%s: manifest field windows: this library takes at most %d windows", path, SE_MAX_WINDOWS);
+  m->n_windows = 0;
+  for (const json_node *c = windows->child; c; c = c->next) {
+    if (c->type != JSON_NUMBER || !c->is_integer || c->number < 1 || c->number > 4096 ||
+        (m->n_windows && c->number <= m->windows[m->n_windows - 1]))
+      BAD("%s: manifest field windows must be unique ascending chunk counts in [1, 4096] starting at 1", path);
+    m->windows[m->n_windows++] = (int)c->number;
+  }
+  if (m->windows[0] != 1) BAD("%s: manifest field windows must be unique ascending chunk counts in [1, 4096] starting at 1", path);
+  if ((long long)m->windows[m->n_windows - 1] * cs * (ch > ld ? ch : ld) > (1LL << 28))
+    BAD("%s: manifest field windows: the largest window's tensors are too large", path);
+
+  const json_node *source = json_get(root, "source");
+  const json_node *cfg = json_get(source, "config_sha256"), *ckpt = json_get(source, "checkpoint_sha256");
+  if (!source || source->type != JSON_OBJECT || !is_string(json_get(source, "config_file")) ||
+      !is_string(json_get(source, "checkpoint_file")) || !is_hex64(cfg) || !is_hex64(ckpt))
+    BAD("%s: manifest field source must name the config and checkpoint files and their sha256", path);
+  snprintf(m->model_id, sizeof m->model_id, "%.16s-%.16s", cfg->string, ckpt->string);
+  const json_node *tools = json_get(root, "tools");
+  if (!tools || tools->type != JSON_OBJECT) BAD("%s: manifest field tools must map tool names to version strings", path);
+  for (const json_node *t = tools->child; t; t = t->next)
+    if (t->type != JSON_STRING) BAD("%s: manifest field tools must map tool names to version strings", path);
+
+  for (int side = SE_SIDE_ENCODER; side <= SE_SIDE_DECODER; side++) {
+    const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
+    const json_node *g = json_get(root, name);
+    long long bytes, v;
+    int rank, dims[LITERT_TENSOR_MAX_RANK];
+    if (!g || g->type != JSON_OBJECT) BAD("%s: manifest field %s must be an object", path, name);
+    const json_node *file = json_get(g, "file");
+    if (!is_string(file) || strcmp(file->string, GRAPH_FILE[side]) != 0)
+      BAD("%s: manifest field %s.file must be '%s'", path, name, GRAPH_FILE[side]);
+    if (!get_int(g, "bytes", 1, 1LL << 40, &bytes)) BAD("%s: manifest field %s.bytes must be a positive integer", path, name);
+    if (!is_hex64(json_get(g, "sha256"))) BAD("%s: manifest field %s.sha256 must be 64 lowercase hex digits", path, name);
+    if (!get_shape(g, "state_shape", &rank, dims) || rank != 3 || dims[0] != fpc / 2)
+      BAD("%s: manifest field %s.state_shape must be 3 positive sizes, the first frames_per_chunk / 2", path, name);
+    if (side == SE_SIDE_ENCODER) {
+      m->state_rank = rank;
+      memcpy(m->state_dims, dims, sizeof dims);
+      if (!get_int(g, "start_skip_frames", 0, fpc, &v))
+        BAD("%s: manifest field encoder.start_skip_frames must be an integer in [0, %lld]", path, fpc);
+      m->start_skip_frames = (int)v;
+      if (!get_int(g, "flush_frames", 1, fpc, &v)) BAD("%s: manifest field encoder.flush_frames must be an integer in [1, %lld]", path, fpc);
+      m->flush_frames = (int)v;
+    } else {
+      if (!get_shape(g, "context_shape", &m->context_rank, m->context_dims) || m->context_rank != 2)
+        BAD("%s: manifest field decoder.context_shape must be 2 positive sizes", path);
+      if (!get_int(g, "start_skip_samples", 0, cs - 1, &v))
+        BAD("%s: manifest field decoder.start_skip_samples must be an integer in [0, %lld]", path, cs - 1);
+      m->start_skip_samples = (int)v;
+      if (!get_int(g, "flush_samples", 1, cs, &v)) BAD("%s: manifest field decoder.flush_samples must be an integer in [1, %lld]", path, cs);
+      m->flush_samples = (int)v;
+    }
+  }
+  /* Every signature the manifest lists, and only those, with the shapes the facts above give. */
+  for (int side = SE_SIDE_ENCODER; side <= SE_SIDE_DECODER; side++) {
+    const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder", *prefix = side == SE_SIDE_ENCODER ? "encode_" : "decode_";
+    const json_node *sigs = json_get(json_get(root, name), "signatures");
+    int rank, dims[LITERT_TENSOR_MAX_RANK];
+    get_shape(json_get(root, name), "state_shape", &rank, dims);
+    if (!sigs || sigs->type != JSON_OBJECT || sigs->count != (size_t)m->n_windows + 1)
+      BAD("%s: manifest field %s.signatures must be one per window and a flush", path, name);
+    for (int w = -1; w < m->n_windows; w++) {
+      char key[32];
+      if (w < 0) snprintf(key, sizeof key, "%sflush", prefix);
+      else snprintf(key, sizeof key, "%s%d", prefix, m->windows[w]);
+      if (!manifest_signature_ok(m, side, w < 0 ? 0 : m->windows[w], json_get(sigs, key), rank, dims))
+        BAD("%s: manifest field %s.signatures.%s is missing or has the wrong tensors", path, name, key);
+    }
+  }
+  return SE_OK;
+#undef BAD
+}
+
+static int graph_state_shape(const json_node *root, int side, int *rank, int dims[LITERT_TENSOR_MAX_RANK]) {
+  return get_shape(json_get(root, side == SE_SIDE_ENCODER ? "encoder" : "decoder"), "state_shape", rank, dims);
+}
+
+/* ---------- graphs ---------- */
+
+static void graph_free(graph *g) {
+  if (!g) return;
+  if (g->compiled) LiteRtDestroyCompiledModel(g->compiled);
+  if (g->options) LiteRtDestroyOptions(g->options);
+  if (g->model) LiteRtDestroyModel(g->model);
+  if (g->map) munmap(g->map, g->map_size);
+  if (g->lock_ready) pthread_mutex_destroy(&g->run_lock);
+  free(g);
+}
+
+static int role_of(const char *name) {
+  for (int r = 0; r < R_NROLES; r++)
+    if (strcmp(name, ROLE_NAMES[r]) == 0) return r;
+  return -1;
+}
+
+static void shape_str(char *buf, size_t size, int rank, const int *dims) {
+  size_t n = 0;
+  n += (size_t)snprintf(buf + n, size - n, "[");
+  for (int i = 0; i < rank && n < size; i++) n += (size_t)snprintf(buf + n, size - n, i ? ", %d" : "%d", dims[i]);
+  if (n < size) snprintf(buf + n, size - n, "]");
+}
+
+/* The shape each tensor of a signature must have, from the model's facts. */
+static int expected_shape(const se_model *m, int side, int window, int is_input, int role, int state_rank,
+                          const int *state_dims, int *rank, int *dims) {
+  int w = window;
+  switch (role) {
+    case R_AUDIO:
+      if (side == SE_SIDE_ENCODER ? !is_input || !w : is_input) return 0;
+      *rank = 2, dims[0] = m->channels, dims[1] = w ? w * m->chunk_samples : m->flush_samples;
+      return 1;
+    case R_LATENTS:
+      if (side == SE_SIDE_ENCODER ? is_input : !is_input || !w) return 0;
+      *rank = 2, dims[0] = m->latent_dim, dims[1] = w ? w * m->fpc : m->flush_frames;
+      return 1;
+    case R_KEEP:
+      if (side != SE_SIDE_DECODER || !is_input || !w) return 0;
+      *rank = 1, dims[0] = w * m->fpc;
+      return 1;
+    case R_FIRST:
+      if (!is_input || !w) return 0;
+      *rank = 1, dims[0] = 1;
+      return 1;
+    case R_STATE:
+      if (!w && !is_input) return 0;
+      *rank = state_rank;
+      memcpy(dims, state_dims, sizeof(int) * (size_t)state_rank);
+      return 1;
+    case R_CONTEXT:
+      if (side != SE_SIDE_DECODER || (!w && !is_input)) return 0;
+      *rank = m->context_rank;
+      memcpy(dims, m->context_dims, sizeof(int) * (size_t)m->context_rank);
+      return 1;
+  }
+  return 0;
+}
+
+static int roles_required(int side, int window, int is_input) {
+  if (side == SE_SIDE_ENCODER) {
+    if (window) return is_input ? (1 << R_AUDIO | 1 << R_STATE | 1 << R_FIRST) : (1 << R_LATENTS | 1 << R_STATE);
+    return is_input ? 1 << R_STATE : 1 << R_LATENTS;
+  }
+  if (window)
+    return is_input ? (1 << R_LATENTS | 1 << R_KEEP | 1 << R_STATE | 1 << R_CONTEXT | 1 << R_FIRST)
+                    : (1 << R_AUDIO | 1 << R_STATE | 1 << R_CONTEXT);
+  return is_input ? (1 << R_STATE | 1 << R_CONTEXT) : 1 << R_AUDIO;
+}
+
+static se_status load_signature(const se_model *m, graph *g, LiteRtSignature sig, LiteRtParamIndex index, int window,
+                                int state_rank, const int *state_dims, const char *file, const char *key, errbuf *e) {
+  sig_info *info = window ? NULL : &g->flush;
+  for (int i = 0; i < m->n_windows && !info; i++)
+    if (m->windows[i] == window) info = &g->sigs[i];
+  info->index = index;
+  info->window = window;
+  for (int is_input = 1; is_input >= 0; is_input--) {
+    LiteRtParamIndex n = 0;
+    if ((is_input ? LiteRtGetNumSignatureInputs(sig, &n) : LiteRtGetNumSignatureOutputs(sig, &n)) != 0 || n > SE_MAX_IO)
+      return open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %s has %zu %s", file, key, (size_t)n,
+                       is_input ? "inputs" : "outputs");
+    int seen = 0;
+    for (LiteRtParamIndex i = 0; i < n; i++) {
+      const char *name = NULL;
+      LiteRtTensor tensor = NULL;
+      tensor_spec *t = is_input ? &info->in[i] : &info->out[i];
+      if ((is_input ? LiteRtGetSignatureInputName(sig, i, &name) : LiteRtGetSignatureOutputName(sig, i, &name)) != 0 ||
+          !name ||
+          (is_input ? LiteRtGetSignatureInputTensorByIndex(sig, i, &tensor)
+                    : LiteRtGetSignatureOutputTensorByIndex(sig, i, &tensor)) != 0 ||
+          LiteRtGetRankedTensorType(tensor, &t->type) != 0)
+        return open_fail(e, SE_ERR_MODEL, "%s: cannot read the tensors of signature %s", file, key);
+      int role = role_of(name), rank, dims[LITERT_TENSOR_MAX_RANK];
+      if (role < 0 || !expected_shape(m, g->side, window, is_input, role, state_rank, state_dims, &rank, dims) ||
+          (seen & (1 << role)))
+        return open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %s has an unexpected %s %s", file, key,
+                         is_input ? "input" : "output", name);
+      seen |= 1 << role;
+      int ok = t->type.element_type == kLiteRtElementTypeFloat32 && (int)t->type.layout.rank == rank;
+      for (int d = 0; ok && d < rank; d++) ok = t->type.layout.dimensions[d] == dims[d];
+      if (!ok) {
+        char want[96], got[96];
+        int got_dims[LITERT_TENSOR_MAX_RANK];
+        int got_rank = (int)t->type.layout.rank <= LITERT_TENSOR_MAX_RANK ? (int)t->type.layout.rank : 0;
+        for (int d = 0; d < got_rank; d++) got_dims[d] = t->type.layout.dimensions[d];
+        shape_str(want, sizeof want, rank, dims);
+        shape_str(got, sizeof got, got_rank, got_dims);
+        return open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %s.%s is %s %s, expected float32 %s", file, key,
+                         name, t->type.element_type == kLiteRtElementTypeFloat32 ? "float32" : "not float32", got, want);
+      }
+      t->role = role;
+      t->rank = rank;
+      memcpy(t->dims, dims, sizeof dims);
+      t->count = 1;
+      for (int d = 0; d < rank; d++) t->count *= (size_t)dims[d];
+      t->type.layout.has_strides = 0;
+    }
+    int need = roles_required(g->side, window, is_input);
+    if (seen != need)
+      return open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %s lacks an %s", file, key,
+                       is_input ? "input" : "output");
+    if (is_input) info->n_in = n;
+    else info->n_out = n;
+  }
+  return SE_OK;
+}
+
+static int hex_equal(const uint8_t digest[32], const char *hex) {
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 32; i++)
+    if (hex[2 * i] != digits[digest[i] >> 4] || hex[2 * i + 1] != digits[digest[i] & 15]) return 0;
+  return 1;
+}
+
+static se_status load_graph(se_model *m, const json_node *root, const char *dir, int side, const se_model_options *o,
+                            graph **out, errbuf *e) {
+  const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
+  const char *file = GRAPH_FILE[side];
+  const json_node *desc = json_get(root, name);
+  long long bytes = (long long)json_get(desc, "bytes")->number;
+  const char *sha = json_get(desc, "sha256")->string;
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
+    return open_fail(e, SE_ERR_ARGUMENT, "model directory path too long");
+  graph *g = calloc(1, sizeof *g);
+  if (!g) return open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
+  g->side = side;
+  if (pthread_mutex_init(&g->run_lock, NULL) != 0) {
+    free(g);
+    return open_fail(e, SE_ERR_NO_MEMORY, "cannot create a mutex");
+  }
+  g->lock_ready = 1;
+  se_status st = SE_OK;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat sb;
+  if (fd < 0) {
+    st = open_fail(e, SE_ERR_MODEL, "%s is missing %s", dir, file);
+    goto fail;
+  }
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    st = open_fail(e, SE_ERR_MODEL, "%s is not a regular file", path);
+    goto fail;
+  }
+  if ((long long)sb.st_size != bytes) {
+    close(fd);
+    st = open_fail(e, SE_ERR_MODEL, "%s is %lld bytes, the manifest says %lld: damaged or from another export", path,
+                   (long long)sb.st_size, bytes);
+    goto fail;
+  }
+  /* LiteRT reads the graph from this mapping, so the bytes hashed are the bytes run. */
+  g->map_size = (size_t)sb.st_size;
+  g->map = mmap(NULL, g->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (g->map == MAP_FAILED) {
+    g->map = NULL;
+    st = open_fail(e, SE_ERR_MODEL, "cannot map %s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (o->verify_sha256) {
+    sha256_ctx ctx;
+    uint8_t digest[32];
+    sha256_init(&ctx);
+    sha256_update(&ctx, g->map, g->map_size);
+    sha256_final(&ctx, digest);
+    if (!hex_equal(digest, sha)) {
+      st = open_fail(e, SE_ERR_MODEL, "%s does not match the sha256 in the manifest: damaged or from another export", path);
+      goto fail;
+    }
+  }
+  {
+    /* A flatbuffer's root offset and the TFLite identifier, before LiteRT parses anything. */
+    const uint8_t *p = g->map;
+    uint32_t root_off = g->map_size >= 8 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+    if (g->map_size < 16 || memcmp(p + 4, "TFL3", 4) != 0 || root_off < 8 || root_off >= g->map_size) {
+      st = open_fail(e, SE_ERR_MODEL, "%s is not a .tflite flatbuffer", path);
+      goto fail;
+    }
+  }
+  if (LiteRtCreateModelFromBuffer(m->env, g->map, g->map_size, &g->model) != 0 || !g->model) {
+    g->model = NULL;
+    st = open_fail(e, SE_ERR_MODEL, "%s could not be loaded by LiteRT", path);
+    goto fail;
+  }
+  LiteRtParamIndex nsig = 0;
+  if (LiteRtGetNumModelSignatures(g->model, &nsig) != 0) nsig = 0;
+  if (nsig != (LiteRtParamIndex)m->n_windows + 1) {
+    st = open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %zu signatures, expected %d", path, (size_t)nsig,
+                   m->n_windows + 1);
+    goto fail;
+  }
+  int state_rank, state_dims[LITERT_TENSOR_MAX_RANK];
+  graph_state_shape(root, side, &state_rank, state_dims);
+  const json_node *msigs = json_get(desc, "signatures");
+  int found = 0;
+  for (LiteRtParamIndex i = 0; i < nsig; i++) {
+    LiteRtSignature sig;
+    const char *key = NULL;
+    if (LiteRtGetModelSignature(g->model, i, &sig) != 0 || LiteRtGetSignatureKey(sig, &key) != 0 || !key) {
+      st = open_fail(e, SE_ERR_MODEL, "%s: cannot read its signatures", path);
+      goto fail;
+    }
+    const char *prefix = side == SE_SIDE_ENCODER ? "encode_" : "decode_";
+    size_t plen = strlen(prefix);
+    int window = -1;
+    if (strncmp(key, prefix, plen) == 0) {
+      if (strcmp(key + plen, "flush") == 0) window = 0;
+      else
+        for (int w = 0; w < m->n_windows; w++) {
+          char want[32];
+          snprintf(want, sizeof want, "%s%d", prefix, m->windows[w]);
+          if (strcmp(key, want) == 0) window = m->windows[w];
+        }
+    }
+    int bit = 0;
+    if (window == 0) bit = 1;
+    for (int w = 0; w < m->n_windows; w++)
+      if (m->windows[w] == window) bit = 2 << w;
+    if (window < 0 || (found & bit) || !json_get(msigs, key)) {
+      st = open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: unexpected signature %s", path, key);
+      goto fail;
+    }
+    found |= bit;
+    if ((st = load_signature(m, g, sig, i, window, state_rank, state_dims, path, key, e)) != SE_OK) goto fail;
+  }
+  if (msigs->count != nsig) {
+    st = open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: the manifest lists %zu signatures, the graph %zu",
+                   path, msigs->count, (size_t)nsig);
+    goto fail;
+  }
+  /* XNNPACK's options are passed as LiteRT's opaque "xnnpack" TOML payload (the Lrt* CPU-option
+   * helpers are not exported by libLiteRt.so). */
+  const char *cache = o->weight_cache;
+#if defined(__linux__) || defined(__ANDROID__)
+  if (!cache) cache = ":memory"; /* an anonymous memfd_create file */
+#else
+  if (!cache) cache = "";
+#endif
+  char *payload = malloc(64 + strlen(cache));
+  if (!payload) {
+    st = open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
+    goto fail;
+  }
+  int n = sprintf(payload, "num_threads = %d\n", m->threads);
+  if (*cache) sprintf(payload + n, "weight_cache_file_path = \"%s\"\n", cache);
+  LiteRtOpaqueOptions xnn = NULL;
+  if (LiteRtCreateOptions(&g->options) != 0 ||
+      LiteRtSetOptionsHardwareAccelerators(g->options, kLiteRtHwAcceleratorCpu) != 0) {
+    free(payload);
+    st = open_fail(e, SE_ERR_RUNTIME, "LiteRT could not create compilation options");
+    goto fail;
+  }
+  if (LiteRtCreateOpaqueOptions("xnnpack", payload, free, &xnn) != 0) {
+    free(payload);
+    st = open_fail(e, SE_ERR_RUNTIME, "LiteRT refused the XNNPACK options");
+    goto fail;
+  }
+  if (LiteRtAddOpaqueOptions(g->options, xnn) != 0) {
+    LiteRtDestroyOpaqueOptions(xnn);
+    st = open_fail(e, SE_ERR_RUNTIME, "LiteRT refused the XNNPACK options");
+    goto fail;
+  }
+  if (LiteRtCreateCompiledModel(m->env, g->model, g->options, &g->compiled) != 0 || !g->compiled) {
+    g->compiled = NULL;
+    st = open_fail(e, SE_ERR_MODEL, "%s could not be compiled by LiteRT for the CPU", path);
+    goto fail;
+  }
+  *out = g;
+  return SE_OK;
+fail:
+  graph_free(g);
+  return st;
+}
+
+static int available_cores(void) {
+#if defined(__linux__) || defined(__ANDROID__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+static char *read_small_file(const char *path, size_t max, size_t *len, int *too_big) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = malloc(max + 1);
+  size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+  int err = ferror(f);
+  fclose(f);
+  if (!buf || err) {
+    free(buf);
+    return NULL;
+  }
+  if (n > max) {
+    *too_big = 1;
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+se_status se_model_open(const char *dir, const se_model_options *options, se_model **out, char *error,
+                        size_t error_size) {
+  errbuf e = {error, error_size};
+  if (error && error_size) error[0] = '\0';
+  if (out) *out = NULL;
+  if (!dir || !out) return open_fail(&e, SE_ERR_ARGUMENT, "se_model_open: dir and model must not be NULL");
+  se_model_options o;
+  se_model_options_init(&o);
+  if (options) o = *options;
+  if (o.sides == 0) o.sides = SE_SIDE_BOTH;
+  if (o.sides < 0 || o.sides > SE_SIDE_BOTH) return open_fail(&e, SE_ERR_ARGUMENT, "sides must be SE_SIDE_ENCODER, SE_SIDE_DECODER or both");
+  if (o.threads < 0 || o.threads > SE_MAX_THREADS)
+    return open_fail(&e, SE_ERR_ARGUMENT, "threads must be 0 (every core) or 1..%d, got %d", SE_MAX_THREADS, o.threads);
+  if (o.weight_cache && (strpbrk(o.weight_cache, "\"\\\n\r") || strlen(o.weight_cache) > 3000))
+    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache path must not contain quotes, backslashes or newlines");
+  if (!LiteRtGetCompiledModelEnvironment)
+    return open_fail(&e, SE_ERR_RUNTIME,
+                     "the LiteRT runtime (libLiteRt.so) is older than 2.2: install ai-edge-litert >= 2.2 or "
+                     "link LiteRT 2.2 or later");
+  struct stat sb;
+  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return open_fail(&e, SE_ERR_MODEL, "model directory not found: %s", dir);
+  char path[4096];
+  if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", dir) >= sizeof path)
+    return open_fail(&e, SE_ERR_ARGUMENT, "model directory path too long");
+  size_t len = 0;
+  int too_big = 0;
+  char *text = read_small_file(path, MANIFEST_MAX_BYTES, &len, &too_big);
+  if (!text) {
+    if (too_big) return open_fail(&e, SE_ERR_MODEL, "%s is larger than %u bytes", path, MANIFEST_MAX_BYTES);
+    return open_fail(&e, SE_ERR_MODEL, "%s has no manifest.json: not a directory written by `same-edge export`", dir);
+  }
+  char jerr[160];
+  json_doc *doc = json_parse(text, len, jerr, sizeof jerr);
+  free(text);
+  if (!doc) return open_fail(&e, SE_ERR_MODEL, "%s is not valid JSON (%s)", path, jerr);
+  se_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    json_free(doc);
+    return open_fail(&e, SE_ERR_NO_MEMORY, "out of memory");
+  }
+  pthread_mutex_init(&m->error_lock, NULL);
+  se_status st = parse_manifest(m, json_root(doc), path, &e);
+  if (st == SE_OK) {
+    m->threads = o.threads ? o.threads : available_cores();
+    if (m->threads > SE_MAX_THREADS) m->threads = SE_MAX_THREADS;
+    m->sides = o.sides;
+    /* LiteRT logs at INFO on stderr unless told otherwise; an app's stderr is not ours. */
+    LiteRtEnvOption env_opt;
+    memset(&env_opt, 0, sizeof env_opt);
+    env_opt.tag = kLiteRtEnvOptionTagMinLoggerSeverity;
+    env_opt.value.type = kLiteRtAnyTypeInt;
+    env_opt.value.int_value = o.litert_log_severity;
+    if (LiteRtCreateEnvironment(1, &env_opt, &m->env) != 0 || !m->env) {
+      m->env = NULL;
+      st = open_fail(&e, SE_ERR_RUNTIME, "LiteRT could not create its environment");
+    }
+  }
+  for (int side = SE_SIDE_ENCODER; st == SE_OK && side <= SE_SIDE_DECODER; side++)
+    if (m->sides & side)
+      st = load_graph(m, json_root(doc), dir, side, &o, side == SE_SIDE_ENCODER ? &m->enc : &m->dec, &e);
+  json_free(doc);
+  if (st != SE_OK) {
+    se_model_close(m);
+    return st;
+  }
+  *out = m;
+  return SE_OK;
+}
+
+void se_model_close(se_model *m) {
+  if (!m) return;
+  graph_free(m->enc);
+  graph_free(m->dec);
+  if (m->env) LiteRtDestroyEnvironment(m->env);
+  pthread_mutex_destroy(&m->error_lock);
+  free(m);
+}
+
+const char *se_model_error(const se_model *m) { return m ? m->error : ""; }
+int se_model_sample_rate(const se_model *m) { return m ? m->sample_rate : 0; }
+int se_model_channels(const se_model *m) { return m ? m->channels : 0; }
+int se_model_latent_dim(const se_model *m) { return m ? m->latent_dim : 0; }
+int se_model_hop(const se_model *m) { return m ? m->hop : 0; }
+int se_model_frames_per_chunk(const se_model *m) { return m ? m->fpc : 0; }
+int se_model_encoder_latency_samples(const se_model *m) {
+  return m ? m->chunk_samples + m->start_skip_frames * m->hop : 0;
+}
+int se_model_decoder_latency_samples(const se_model *m) {
+  return m ? (m->fpc - 1) * m->hop + m->start_skip_samples : 0;
+}
+int se_model_threads(const se_model *m) { return m ? m->threads : 0; }
+int se_model_sides(const se_model *m) { return m ? m->sides : 0; }
+const char *se_model_id(const se_model *m) { return m ? m->model_id : ""; }
+const char *se_model_precision(const se_model *m) { return m ? m->precision : ""; }
+
+/* ---------- streams ---------- */
+
+static float *host_alloc(size_t count) {
+  void *p = NULL;
+  size_t bytes = (count * sizeof(float) + LITERT_HOST_MEMORY_BUFFER_ALIGNMENT - 1) & ~(size_t)(LITERT_HOST_MEMORY_BUFFER_ALIGNMENT - 1);
+  if (bytes == 0) bytes = LITERT_HOST_MEMORY_BUFFER_ALIGNMENT;
+  if (posix_memalign(&p, LITERT_HOST_MEMORY_BUFFER_ALIGNMENT, bytes) != 0) return NULL;
+  memset(p, 0, bytes);
+  return p;
+}
+
+void se_stream_free(se_stream *s) {
+  if (!s) return;
+  for (int i = 0; i <= SE_MAX_WINDOWS; i++)
+    for (int j = 0; j < SE_MAX_IO; j++) {
+      if (s->bufs_in[i][j]) LiteRtDestroyTensorBuffer(s->bufs_in[i][j]);
+      if (s->bufs_out[i][j]) LiteRtDestroyTensorBuffer(s->bufs_out[i][j]);
+    }
+  for (int r = 0; r < R_NROLES; r++) {
+    free(s->host[r]);
+    free(s->host_out[r]);
+  }
+  free(s->pending);
+  free(s);
+}
+
+static sig_info *stream_sig(se_stream *s, int slot) { return slot == SE_MAX_WINDOWS ? &s->g->flush : &s->g->sigs[slot]; }
+
+static se_status stream_create(se_model *m, int side, int largest_window, se_stream **out) {
+  if (out) *out = NULL;
+  if (!m) return SE_ERR_ARGUMENT;
+  if (!out) return model_fail(m, SE_ERR_ARGUMENT, "stream must not be NULL");
+  graph *g = side == SE_SIDE_ENCODER ? m->enc : m->dec;
+  const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
+  if (!g) return model_fail(m, SE_ERR_STATE, "this model was opened without its %s (se_model_options.sides)", name);
+  if (largest_window < 0) return model_fail(m, SE_ERR_ARGUMENT, "largest_window must be >= 0, got %d", largest_window);
+  se_stream *s = calloc(1, sizeof *s);
+  if (!s) return model_fail(m, SE_ERR_NO_MEMORY, "out of memory");
+  s->model = m, s->g = g, s->side = side, s->first = 1;
+  if (side == SE_SIDE_ENCODER) {
+    s->rows_in = m->channels, s->rows_out = m->latent_dim;
+    s->unit_in = (size_t)m->chunk_samples, s->unit_out = (size_t)m->fpc;
+    s->skip = (size_t)m->start_skip_frames, s->flush_cols = (size_t)m->flush_frames;
+  } else {
+    s->rows_in = m->latent_dim, s->rows_out = m->channels;
+    s->unit_in = (size_t)m->fpc, s->unit_out = (size_t)m->chunk_samples;
+    s->skip = (size_t)m->start_skip_samples, s->flush_cols = (size_t)m->flush_samples;
+  }
+  /* As Python: the windows up to largest_window, or the smallest if none is that small. */
+  for (int i = 0; i < m->n_windows; i++)
+    if (largest_window == 0 || m->windows[i] <= largest_window) {
+      s->windows[s->n_windows] = m->windows[i];
+      s->sig_of[s->n_windows++] = i;
+    }
+  if (!s->n_windows) s->windows[0] = m->windows[0], s->sig_of[0] = 0, s->n_windows = 1;
+  /* Host blocks: each role's largest tensor over the signatures this stream runs. */
+  for (int k = 0; k <= s->n_windows; k++) {
+    sig_info *sig = k == s->n_windows ? &g->flush : &g->sigs[s->sig_of[k]];
+    for (size_t i = 0; i < sig->n_in; i++)
+      if (sig->in[i].count > s->host_count[sig->in[i].role]) s->host_count[sig->in[i].role] = sig->in[i].count;
+    for (size_t i = 0; i < sig->n_out; i++)
+      if (sig->out[i].count > s->host_out_count[sig->out[i].role]) s->host_out_count[sig->out[i].role] = sig->out[i].count;
+  }
+  se_status st = SE_OK;
+  s->pending = host_alloc((size_t)s->rows_in * s->unit_in);
+  if (!s->pending) st = SE_ERR_NO_MEMORY;
+  for (int r = 0; r < R_NROLES && st == SE_OK; r++) {
+    if (s->host_count[r] && !(s->host[r] = host_alloc(s->host_count[r]))) st = SE_ERR_NO_MEMORY;
+    if (s->host_out_count[r] && !(s->host_out[r] = host_alloc(s->host_out_count[r]))) st = SE_ERR_NO_MEMORY;
+  }
+  if (st != SE_OK) {
+    se_stream_free(s);
+    return model_fail(m, st, "out of memory creating a stream");
+  }
+  for (int k = 0; k <= s->n_windows && st == SE_OK; k++) {
+    int slot = k == s->n_windows ? SE_MAX_WINDOWS : s->sig_of[k];
+    sig_info *sig = stream_sig(s, slot);
+    for (int is_input = 1; is_input >= 0 && st == SE_OK; is_input--) {
+      size_t n = is_input ? sig->n_in : sig->n_out;
+      for (size_t i = 0; i < n; i++) {
+        tensor_spec *t = is_input ? &sig->in[i] : &sig->out[i];
+        float *host = is_input ? s->host[t->role] : s->host_out[t->role];
+        LiteRtTensorBuffer *b = is_input ? &s->bufs_in[slot][i] : &s->bufs_out[slot][i];
+        size_t bytes = (t->count * sizeof(float) + 63) & ~(size_t)63;
+        if (LiteRtCreateTensorBufferFromHostMemory(&t->type, host, bytes, NULL, b) != 0) {
+          *b = NULL;
+          st = SE_ERR_RUNTIME;
+          break;
+        }
+      }
+    }
+  }
+  if (st != SE_OK) {
+    se_stream_free(s);
+    return model_fail(m, st, "LiteRT could not create the %s stream's tensor buffers", name);
+  }
+  *out = s;
+  return SE_OK;
+}
+
+se_status se_encoder_create(se_model *m, int largest_window, se_stream **out) {
+  return stream_create(m, SE_SIDE_ENCODER, largest_window, out);
+}
+
+se_status se_decoder_create(se_model *m, int largest_window, se_stream **out) {
+  return stream_create(m, SE_SIDE_DECODER, largest_window, out);
+}
+
+const char *se_stream_error(const se_stream *s) { return s ? s->error : ""; }
+int se_stream_input_rows(const se_stream *s) { return s ? s->rows_in : 0; }
+int se_stream_output_rows(const se_stream *s) { return s ? s->rows_out : 0; }
+
+size_t se_stream_push_output_size(const se_stream *s, size_t n) {
+  if (!s || s->flushed || s->failed || n > SIZE_MAX / 4) return 0;
+  size_t chunks = (s->pending_len + n) / s->unit_in;
+  if (!chunks) return 0;
+  size_t cols = chunks * s->unit_out;
+  return cols - (s->skip < cols ? s->skip : cols);
+}
+
+static uint64_t stream_total_out(const se_stream *s) {
+  if (s->side == SE_SIDE_ENCODER) return (s->in_total + (uint64_t)s->model->hop - 1) / (uint64_t)s->model->hop;
+  return s->in_total * (uint64_t)s->model->hop;
+}
+
+size_t se_stream_flush_output_size(const se_stream *s) {
+  if (!s || s->flushed || s->failed || s->in_total == 0) return 0;
+  uint64_t need = stream_total_out(s) - s->out_total;
+  uint64_t produced = s->flush_cols;
+  if (s->pending_len) produced += s->unit_out - (s->skip < s->unit_out ? s->skip : s->unit_out);
+  return (size_t)(need < produced ? need : produced);
+}
+
+typedef struct {
+  const float *data; /* caller's input */
+  size_t n;          /* its columns */
+  size_t off;        /* columns consumed */
+  se_layout layout;
+} input_view;
+
+typedef struct {
+  float *data;
+  size_t cap;
+  size_t written;
+  size_t limit; /* write at most this many columns in total */
+  se_layout layout;
+} output_view;
+
+static int all_finite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
+}
+
+/* Fill the window's input tensor [rows_in][cols]: pending columns first, then the caller's, then
+ * zeros (an odd tail at flush). */
+static void fill_input(se_stream *s, float *dst, size_t cols, input_view *in) {
+  size_t rows = (size_t)s->rows_in, p = s->pending_len;
+  for (size_t r = 0; r < rows; r++) memcpy(dst + r * cols, s->pending + r * s->unit_in, p * sizeof(float));
+  size_t take = in ? cols - p : 0;
+  if (in && take > in->n - in->off) take = in->n - in->off;
+  if (take) {
+    if (in->layout == SE_PLANAR) {
+      for (size_t r = 0; r < rows; r++) memcpy(dst + r * cols + p, in->data + r * in->n + in->off, take * sizeof(float));
+    } else {
+      const float *src = in->data + in->off * rows;
+      for (size_t j = 0; j < take; j++)
+        for (size_t r = 0; r < rows; r++) dst[r * cols + p + j] = src[j * rows + r];
+    }
+    in->off += take;
+  }
+  size_t filled = p + take;
+  if (filled < cols)
+    for (size_t r = 0; r < rows; r++) memset(dst + r * cols + filled, 0, (cols - filled) * sizeof(float));
+  s->pending_len = 0;
+}
+
+/* Copy a run's output [rows_out][cols] to the caller, dropping the start skip and stopping at the limit. */
+static se_status emit(se_stream *s, const float *src, size_t cols, output_view *out) {
+  size_t start = s->skip < cols ? s->skip : cols;
+  s->skip -= start;
+  size_t count = cols - start;
+  if (count > out->limit - out->written) count = out->limit - out->written;
+  size_t rows = (size_t)s->rows_out;
+  for (size_t r = 0; r < rows; r++)
+    if (!all_finite(src + r * cols + start, count))
+      return stream_fail(s, SE_ERR_NONFINITE, "the %s produced NaN or Inf: input far outside the model's range",
+                         s->side == SE_SIDE_ENCODER ? "encoder" : "decoder");
+  if (out->layout == SE_PLANAR) {
+    for (size_t r = 0; r < rows; r++)
+      memcpy(out->data + r * out->cap + out->written, src + r * cols + start, count * sizeof(float));
+  } else {
+    float *dst = out->data + out->written * rows;
+    for (size_t j = 0; j < count; j++)
+      for (size_t r = 0; r < rows; r++) dst[j * rows + r] = src[r * cols + start + j];
+  }
+  out->written += count;
+  s->out_total += count;
+  return SE_OK;
+}
+
+static se_status run_signature(se_stream *s, int slot) {
+  sig_info *sig = stream_sig(s, slot);
+  pthread_mutex_lock(&s->g->run_lock);
+  LiteRtStatus rc = LiteRtRunCompiledModel(s->g->compiled, sig->index, sig->n_in, s->bufs_in[slot], sig->n_out,
+                                           s->bufs_out[slot]);
+  pthread_mutex_unlock(&s->g->run_lock);
+  if (rc != 0) return stream_fail(s, SE_ERR_RUNTIME, "LiteRT failed to run a signature (status %d)", rc);
+  return SE_OK;
+}
+
+/* One window call: `chunks` chunks (a model window size) of input, keep_last = -1 or the number of
+ * real latent frames of a padded decoder tail. */
+static se_status run_window(se_stream *s, int k, input_view *in, output_view *out, int keep_last) {
+  int slot = s->sig_of[k];
+  size_t w = (size_t)s->windows[k];
+  size_t cols_in = w * s->unit_in, cols_out = w * s->unit_out;
+  float *big_in = s->host[s->side == SE_SIDE_ENCODER ? R_AUDIO : R_LATENTS];
+  fill_input(s, big_in, cols_in, in);
+  s->host[R_FIRST][0] = s->first ? 1.0f : 0.0f;
+  s->first = 0;
+  if (s->side == SE_SIDE_DECODER) {
+    size_t frames = w * s->unit_in;
+    for (size_t i = 0; i < frames; i++) s->host[R_KEEP][i] = (keep_last < 0 || i < (size_t)keep_last) ? 1.0f : 0.0f;
+  }
+  se_status st = run_signature(s, slot);
+  if (st != SE_OK) return st;
+  /* The state (and the decoder's context) carried to the next call. */
+  memcpy(s->host[R_STATE], s->host_out[R_STATE], s->host_count[R_STATE] * sizeof(float));
+  if (s->side == SE_SIDE_DECODER)
+    memcpy(s->host[R_CONTEXT], s->host_out[R_CONTEXT], s->host_count[R_CONTEXT] * sizeof(float));
+  return emit(s, s->host_out[s->side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO], cols_out, out);
+}
+
+static se_status check_open(se_stream *s) {
+  if (s->failed) return stream_fail(s, SE_ERR_STATE, "this stream failed earlier; start a new one");
+  if (s->flushed) return stream_fail(s, SE_ERR_STATE, "this stream was flushed; start a new one");
+  return SE_OK;
+}
+
+static se_status push_at(se_stream *s, const float *input, size_t n, se_layout layout, float *out, size_t cap,
+                         size_t base, size_t *out_n) {
+  const char *what = s->side == SE_SIDE_ENCODER ? "audio" : "latents";
+  if (layout != SE_PLANAR && layout != SE_INTERLEAVED) return stream_fail(s, SE_ERR_ARGUMENT, "unknown layout %d", (int)layout);
+  if (n && !input) return stream_fail(s, SE_ERR_ARGUMENT, "%s input is NULL", what);
+  if (n > SIZE_MAX / 4 / (size_t)s->rows_in) return stream_fail(s, SE_ERR_ARGUMENT, "too many input columns");
+  size_t need = se_stream_push_output_size(s, n);
+  if (need && !out) return stream_fail(s, SE_ERR_ARGUMENT, "output is NULL");
+  if (base + need > cap)
+    return stream_fail(s, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", base + need, cap);
+  if (!all_finite(input, n * (size_t)s->rows_in)) return stream_fail(s, SE_ERR_ARGUMENT, "%s contains NaN or Inf", what);
+  s->in_total += n;
+  input_view in = {input, n, 0, layout};
+  output_view ov = {out, cap, base, cap, layout};
+  size_t chunks = (s->pending_len + n) / s->unit_in;
+  for (int k = s->n_windows - 1; k >= 0; k--)
+    while (chunks >= (size_t)s->windows[k]) {
+      se_status st = run_window(s, k, &in, &ov, -1);
+      if (st != SE_OK) {
+        s->failed = 1;
+        return st;
+      }
+      chunks -= (size_t)s->windows[k];
+    }
+  /* What is left is less than a chunk: keep it. */
+  size_t rest = n - in.off, rows = (size_t)s->rows_in;
+  if (rest) {
+    if (layout == SE_PLANAR) {
+      for (size_t r = 0; r < rows; r++)
+        memcpy(s->pending + r * s->unit_in + s->pending_len, input + r * n + in.off, rest * sizeof(float));
+    } else {
+      for (size_t j = 0; j < rest; j++)
+        for (size_t r = 0; r < rows; r++) s->pending[r * s->unit_in + s->pending_len + j] = input[(in.off + j) * rows + r];
+    }
+    s->pending_len += rest;
+  }
+  if (out_n) *out_n = ov.written - base;
+  return SE_OK;
+}
+
+se_status se_stream_push(se_stream *s, const float *input, size_t n, se_layout layout, float *out, size_t cap,
+                         size_t *out_n) {
+  if (out_n) *out_n = 0;
+  if (!s) return SE_ERR_ARGUMENT;
+  if (!out_n) return stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  se_status st = check_open(s);
+  if (st != SE_OK) return st;
+  return push_at(s, input, n, layout, out, cap, 0, out_n);
+}
+
+static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap, size_t base, size_t *out_n) {
+  if (layout != SE_PLANAR && layout != SE_INTERLEAVED) return stream_fail(s, SE_ERR_ARGUMENT, "unknown layout %d", (int)layout);
+  size_t need = se_stream_flush_output_size(s);
+  if (need && !out) return stream_fail(s, SE_ERR_ARGUMENT, "output is NULL");
+  if (base + need > cap)
+    return stream_fail(s, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", base + need, cap);
+  s->flushed = 1;
+  if (s->in_total == 0) return SE_OK;
+  output_view ov = {out, cap, base, base + need, layout};
+  se_status st = SE_OK;
+  if (s->pending_len) {
+    /* The last, partial chunk: the encoder's audio padded with zeros, the decoder's latents padded
+     * with zero frames whose output is masked (keep = 0), as the whole-sequence model pads. */
+    int real = (int)s->pending_len;
+    st = run_window(s, 0, NULL, &ov, s->side == SE_SIDE_DECODER ? real : -1);
+  }
+  if (st == SE_OK) st = run_signature(s, SE_MAX_WINDOWS);
+  if (st == SE_OK)
+    st = emit(s, s->host_out[s->side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO], s->flush_cols, &ov);
+  if (st != SE_OK) {
+    s->failed = 1;
+    return st;
+  }
+  if (out_n) *out_n = ov.written - base;
+  return SE_OK;
+}
+
+se_status se_stream_flush(se_stream *s, se_layout layout, float *out, size_t cap, size_t *out_n) {
+  if (out_n) *out_n = 0;
+  if (!s) return SE_ERR_ARGUMENT;
+  if (!out_n) return stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  se_status st = check_open(s);
+  if (st != SE_OK) return st;
+  return flush_at(s, layout, out, cap, 0, out_n);
+}
+
+/* ---------- offline ---------- */
+
+size_t se_encode_output_size(const se_model *m, size_t frames) {
+  return m ? (frames + (size_t)m->hop - 1) / (size_t)m->hop : 0;
+}
+
+size_t se_decode_output_size(const se_model *m, size_t n) {
+  return m && n <= SIZE_MAX / (size_t)m->hop ? n * (size_t)m->hop : 0;
+}
+
+static se_status offline(se_model *m, int side, const float *input, size_t n, se_layout layout, float *out, size_t cap,
+                         size_t *out_n) {
+  if (out_n) *out_n = 0;
+  if (!m) return SE_ERR_ARGUMENT;
+  if (!out_n) return model_fail(m, SE_ERR_ARGUMENT, "the output count pointer must not be NULL");
+  size_t total = side == SE_SIDE_ENCODER ? se_encode_output_size(m, n) : se_decode_output_size(m, n);
+  if (total > cap) return model_fail(m, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", total, cap);
+  se_stream *s = NULL;
+  se_status st = stream_create(m, side, 0, &s);
+  if (st != SE_OK) return st;
+  size_t head = 0, tail = 0;
+  st = push_at(s, input, n, layout, out, cap, 0, &head);
+  if (st == SE_OK) st = flush_at(s, layout, out, cap, head, &tail);
+  if (st != SE_OK) model_fail(m, st, "%s", s->error);
+  else *out_n = head + tail;
+  se_stream_free(s);
+  return st;
+}
+
+se_status se_encode(se_model *m, const float *audio, size_t frames, se_layout layout, float *latents, size_t capacity,
+                    size_t *n_latents) {
+  return offline(m, SE_SIDE_ENCODER, audio, frames, layout, latents, capacity, n_latents);
+}
+
+se_status se_decode(se_model *m, const float *latents, size_t n, se_layout layout, float *audio, size_t capacity,
+                    size_t *n_frames) {
+  return offline(m, SE_SIDE_DECODER, latents, n, layout, audio, capacity, n_frames);
+}

@@ -1,0 +1,606 @@
+"""libsame_edge (native/) against the Python runtime, bit for bit; its error paths; its test
+programs under AddressSanitizer and UndefinedBehaviorSanitizer; same-edge-native's files.
+
+The native code is built here (CMake, incremental) into build/native and build/native-asan, the
+same trees `make native` writes, so this file alone tests the current sources."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from same_edge import Codec
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "models" / "demo"
+BUILD, ASAN_BUILD = ROOT / "build" / "native", ROOT / "build" / "native-asan"
+THREADS = 2  # the same thread count on both sides of every comparison
+SE_OK, SE_ERR_ARGUMENT, SE_ERR_MODEL, SE_ERR_RUNTIME, SE_ERR_STATE, SE_ERR_NO_MEMORY, SE_ERR_BUFFER_TOO_SMALL = range(7)
+PLANAR, INTERLEAVED = 0, 1
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def _litert_library() -> Path:
+    import ai_edge_litert
+
+    return Path(ai_edge_litert.__file__).parent / "libLiteRt.so"
+
+
+def _cmake_build(tree: Path, *extra: str) -> None:
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is missing: run `make native` (native/install-deps.sh installs it)")
+    subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(tree), f"-DLITERT_LIBRARY={_litert_library()}", *extra],
+                   check=True, capture_output=True, text=True)
+    done = subprocess.run(["cmake", "--build", str(tree), "-j2"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def build() -> Path:
+    _cmake_build(BUILD)
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def asan_build() -> Path:
+    _cmake_build(ASAN_BUILD, "-DSAME_EDGE_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=Debug", "-DSAME_EDGE_BUILD_CLI=OFF")
+    return ASAN_BUILD
+
+
+class Native:
+    """libsame_edge through ctypes (ctypes releases the GIL during calls: threads run in parallel)."""
+
+    def __init__(self, path: Path) -> None:
+        lib = self.lib = ctypes.CDLL(str(path))
+        vp, sz, fp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p
+        lib.se_version.restype = ctypes.c_char_p
+        lib.se_model_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp), ctypes.c_char_p, sz]
+        lib.se_model_close.argtypes = [vp]
+        for name in ("se_model_error", "se_stream_error", "se_model_id", "se_model_precision"):
+            getattr(lib, name).restype = ctypes.c_char_p
+            getattr(lib, name).argtypes = [vp]
+        for name in ("se_model_sample_rate", "se_model_channels", "se_model_latent_dim", "se_model_hop", "se_model_threads",
+                     "se_model_encoder_latency_samples", "se_model_decoder_latency_samples"):
+            getattr(lib, name).argtypes = [vp]
+        for name in ("se_encoder_create", "se_decoder_create"):
+            getattr(lib, name).argtypes = [vp, ctypes.c_int, ctypes.POINTER(vp)]
+        lib.se_stream_free.argtypes = [vp]
+        lib.se_stream_push_output_size.argtypes = [vp, sz]
+        lib.se_stream_push_output_size.restype = sz
+        lib.se_stream_flush_output_size.argtypes = [vp]
+        lib.se_stream_flush_output_size.restype = sz
+        lib.se_stream_push.argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
+        lib.se_stream_flush.argtypes = [vp, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
+        for name in ("se_encode", "se_decode"):
+            getattr(lib, name).argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
+
+
+class Model:
+    """A se_model handle."""
+
+    def __init__(self, native: Native, model_dir: Path, threads: int = THREADS) -> None:
+        self.n, lib = native, native.lib
+        options = (ctypes.c_int * 8)()  # se_model_options, filled by se_model_options_init
+        lib.se_model_options_init(options)
+        options[0] = threads
+        self.h = ctypes.c_void_p()
+        err = ctypes.create_string_buffer(600)
+        status = lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(self.h), err, 600)
+        assert status == SE_OK, err.value.decode()
+        self.channels, self.dim = lib.se_model_channels(self.h), lib.se_model_latent_dim(self.h)
+        self.hop = lib.se_model_hop(self.h)
+
+    def close(self) -> None:
+        self.n.lib.se_model_close(self.h)
+
+    def offline(self, fn: str, x: np.ndarray, rows_out: int, cols_out: int, layout: int = PLANAR) -> np.ndarray:
+        out = np.zeros((rows_out, cols_out) if layout == PLANAR else (cols_out, rows_out), np.float32)
+        got = ctypes.c_size_t()
+        src = np.ascontiguousarray(x if layout == PLANAR else x.T)
+        status = getattr(self.n.lib, fn)(self.h, src.ctypes.data, x.shape[1], layout, out.ctypes.data, cols_out,
+                                         ctypes.byref(got))
+        assert status == SE_OK, self.n.lib.se_model_error(self.h)
+        assert got.value == cols_out
+        return out if layout == PLANAR else np.ascontiguousarray(out.T)
+
+    def encode(self, x: np.ndarray, layout: int = PLANAR) -> np.ndarray:
+        return self.offline("se_encode", x, self.dim, -(-x.shape[1] // self.hop), layout)
+
+    def decode(self, z: np.ndarray, layout: int = PLANAR) -> np.ndarray:
+        return self.offline("se_decode", z, self.channels, z.shape[1] * self.hop, layout)
+
+    def stream(self, decoder: bool, largest_window: int = 1) -> Stream:
+        return Stream(self, decoder, largest_window)
+
+
+class Stream:
+    def __init__(self, model: Model, decoder: bool, largest_window: int) -> None:
+        self.m, self.lib = model, model.n.lib
+        self.h = ctypes.c_void_p()
+        create = self.lib.se_decoder_create if decoder else self.lib.se_encoder_create
+        assert create(model.h, largest_window, ctypes.byref(self.h)) == SE_OK, self.lib.se_model_error(model.h)
+        self.rows_out = model.channels if decoder else model.dim
+
+    def _out(self, cols: int, layout: int) -> np.ndarray:
+        return np.zeros((self.rows_out, max(cols, 1)) if layout == PLANAR else (max(cols, 1), self.rows_out), np.float32)
+
+    def _result(self, out: np.ndarray, n: int, layout: int) -> np.ndarray:
+        return out[:, :n].copy() if layout == PLANAR else np.ascontiguousarray(out[:n].T)
+
+    def push(self, x: np.ndarray, layout: int = PLANAR) -> np.ndarray:
+        want = self.lib.se_stream_push_output_size(self.h, x.shape[1])
+        out, got = self._out(want, layout), ctypes.c_size_t()
+        src = np.ascontiguousarray(x if layout == PLANAR else x.T)
+        status = self.lib.se_stream_push(self.h, src.ctypes.data, x.shape[1], layout, out.ctypes.data, max(want, 1),
+                                         ctypes.byref(got))
+        assert status == SE_OK, self.lib.se_stream_error(self.h)
+        assert got.value == want
+        return self._result(out, got.value, layout)
+
+    def flush(self, layout: int = PLANAR) -> np.ndarray:
+        want = self.lib.se_stream_flush_output_size(self.h)
+        out, got = self._out(want, layout), ctypes.c_size_t()
+        status = self.lib.se_stream_flush(self.h, layout, out.ctypes.data, max(want, 1), ctypes.byref(got))
+        assert status == SE_OK, self.lib.se_stream_error(self.h)
+        assert got.value == want
+        return self._result(out, got.value, layout)
+
+    def free(self) -> None:
+        self.lib.se_stream_free(self.h)
+
+
+@pytest.fixture(scope="session")
+def native(build) -> Native:
+    return Native(build / "libsame_edge.so")
+
+
+@pytest.fixture(scope="session", params=["demo", "tiny-fp32"])
+def model_dir(request) -> Path:
+    # The tiny export converts graphs with torch: only when a test asks for it.
+    return DEMO if request.param == "demo" else request.getfixturevalue("export_dir")("fp32")
+
+
+@pytest.fixture(scope="session")
+def pair(native, model_dir):
+    """(native model, Python Codec) of one model directory, same threads."""
+    m = Model(native, model_dir)
+    codec = Codec.load(model_dir, threads=THREADS)
+    yield m, codec
+    m.close()
+    codec.close()
+
+
+def _audio(codec: Codec, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / codec.sample_rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 0.5 * t)
+    return (tone + 0.05 * rng.standard_normal((codec.channels, n))).astype(np.float32)
+
+
+def _pieces(total: int, rng: np.random.Generator, largest: int) -> list[int]:
+    sizes = [1, 1]  # a single sample (or frame) first, then random sizes
+    while sum(sizes) < total:
+        sizes.append(int(rng.integers(1, largest + 1)))
+    sizes[-1] -= sum(sizes) - total
+    return [s for s in sizes if s]
+
+
+def test_library_version_is_the_header_version(native):
+    header = (ROOT / "native" / "include" / "same_edge.h").read_text()
+    major, minor, patch = (int(re.search(rf"#define SE_VERSION_{k} (\d+)", header).group(1)) for k in ("MAJOR", "MINOR", "PATCH"))
+    assert native.lib.se_version().decode() == f"{major}.{minor}.{patch}"
+    assert native.lib.se_version_number() == major * 10000 + minor * 100 + patch
+
+
+def test_model_facts_match_the_python_runtime(pair):
+    m, codec = pair
+    lib = m.n.lib
+    assert (lib.se_model_sample_rate(m.h), m.channels, m.dim, m.hop) == (codec.sample_rate, codec.channels, codec.latent_dim,
+                                                                         codec.hop)
+    assert lib.se_model_encoder_latency_samples(m.h) == codec.encoder_latency_samples
+    assert lib.se_model_decoder_latency_samples(m.h) == codec.decoder_latency_samples
+    assert lib.se_model_id(m.h).decode() == codec.manifest.model_id
+    assert lib.se_model_threads(m.h) == codec.threads == THREADS
+
+
+@pytest.mark.parametrize("layout", [PLANAR, INTERLEAVED])
+def test_offline_encode_and_decode_are_bit_identical_to_python(pair, layout):
+    m, codec = pair
+    x = _audio(codec, codec.hop * 37 + 1234)  # several windows of every size, and an odd tail
+    z = m.encode(x, layout)
+    assert np.array_equal(z, codec.encode(x))
+    assert np.array_equal(m.decode(z, layout), codec.decode(z))
+
+
+@pytest.mark.parametrize("length_in_hops,extra", [(0, 1), (1, -1), (1, 0), (1, 1), (2, -1), (2, 0), (2, 1), (3, 1),
+                                                 (8, -1), (8, 0), (8, 1)])
+def test_odd_lengths_are_bit_identical_to_python(pair, length_in_hops, extra):
+    m, codec = pair
+    n = length_in_hops * codec.hop + extra  # 1 sample, k hops and k hops +- 1
+    x = _audio(codec, n, seed=n)
+    z = m.encode(x)
+    assert z.shape == (codec.latent_dim, -(-n // codec.hop))
+    assert np.array_equal(z, codec.encode(x))
+    assert np.array_equal(m.decode(z), codec.decode(z))
+
+
+@pytest.mark.parametrize("layout", [PLANAR, INTERLEAVED])
+def test_streams_with_random_push_sizes_are_bit_identical_to_python(pair, layout):
+    m, codec = pair
+    rng = np.random.default_rng(7 + layout)
+    x = _audio(codec, codec.hop * 11 + 777, seed=3)
+    enc, py_enc = m.stream(decoder=False), codec.stream_encoder()
+    z_parts, start = [], 0
+    for size in _pieces(x.shape[1], rng, 3 * codec.hop):
+        piece = x[:, start : start + size]
+        start += size
+        z_parts.append(enc.push(piece, layout))
+        assert np.array_equal(z_parts[-1], py_enc.push(piece))  # the same output after every push
+    z_parts.append(enc.flush(layout))
+    assert np.array_equal(z_parts[-1], py_enc.flush())
+    z = np.concatenate(z_parts, axis=1)
+    assert np.array_equal(z, codec.encode(x))
+    dec, py_dec = m.stream(decoder=True), codec.stream_decoder()
+    y_parts, start = [], 0
+    for size in _pieces(z.shape[1], rng, 5):
+        piece = z[:, start : start + size]
+        start += size
+        y_parts.append(dec.push(piece, layout))
+        assert np.array_equal(y_parts[-1], py_dec.push(piece))
+    y_parts.append(dec.flush(layout))
+    assert np.array_equal(y_parts[-1], py_dec.flush())
+    assert np.array_equal(np.concatenate(y_parts, axis=1), codec.decode(z))
+    enc.free()
+    dec.free()
+
+
+def test_a_reused_input_buffer_does_not_change_a_stream(pair):
+    m, codec = pair
+    x = _audio(codec, codec.hop * 6, seed=5)
+    enc, buf, parts = m.stream(decoder=False), np.zeros((codec.channels, 1000), np.float32), []
+    for start in range(0, x.shape[1], 1000):
+        piece = x[:, start : start + 1000]
+        buf[:, : piece.shape[1]] = piece
+        parts.append(enc.push(buf[:, : piece.shape[1]]))
+        buf[:] = 9.0  # the app refills its buffer: the stream must hold its own copy
+    parts.append(enc.flush())
+    assert np.array_equal(np.concatenate(parts, axis=1), codec.encode(x))
+    enc.free()
+
+
+def test_streams_on_several_threads_sharing_one_model_are_exact(pair):
+    m, codec = pair
+    x = _audio(codec, codec.hop * 9 + 55, seed=11)
+    z_ref = codec.encode(x)
+    y_ref = codec.decode(z_ref)
+    results: dict[int, bool] = {}
+
+    def work(k: int) -> None:
+        rng = np.random.default_rng(k)
+        enc, dec = m.stream(decoder=False), m.stream(decoder=True)  # a capture thread and a playback thread in one
+        z_parts, y_parts, start = [], [], 0
+        for size in _pieces(x.shape[1], rng, 2 * codec.hop):
+            z = enc.push(x[:, start : start + size], INTERLEAVED if k % 2 else PLANAR)
+            start += size
+            z_parts.append(z)
+            y_parts.append(dec.push(z))
+        z_parts.append(enc.flush())
+        y_parts += [dec.push(z_parts[-1]), dec.flush()]
+        results[k] = (np.array_equal(np.concatenate(z_parts, axis=1), z_ref)
+                      and np.array_equal(np.concatenate(y_parts, axis=1), y_ref))
+        enc.free()
+        dec.free()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {k: True for k in range(4)}
+
+
+# -- error paths: a status and a message, never a crash ------------------------------------------
+
+
+def _open_status(native: Native, model_dir: Path, threads: int = 1) -> tuple[int, str]:
+    options = (ctypes.c_int * 8)()
+    native.lib.se_model_options_init(options)
+    options[0] = threads
+    h, err = ctypes.c_void_p(), ctypes.create_string_buffer(600)
+    status = native.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(h), err, 600)
+    native.lib.se_model_close(h)
+    return status, err.value.decode()
+
+
+def _damaged(tmp_path: Path, damage: str) -> Path:
+    d = tmp_path / damage
+    shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("*.flac", "*.safetensors", "*.md"))
+    manifest = json.loads((d / "manifest.json").read_text())
+    enc = d / "encoder.tflite"
+
+    def rewrite() -> None:
+        (d / "manifest.json").write_text(json.dumps(manifest))
+
+    if damage == "no-manifest":
+        (d / "manifest.json").unlink()
+    elif damage == "not-json":
+        (d / "manifest.json").write_text("{\"format\": ")
+    elif damage == "deep-json":
+        (d / "manifest.json").write_text("[" * 100000)
+    elif damage == "wrong-format":
+        manifest["format"] = "something-else"
+        rewrite()
+    elif damage == "old-version":
+        manifest["format_version"] = 1
+        rewrite()
+    elif damage == "windows-zero":
+        manifest["windows"] = [0]
+        rewrite()
+    elif damage == "windows-empty":
+        manifest["windows"] = []
+        rewrite()
+    elif damage == "huge-start-skip":
+        manifest["encoder"]["start_skip_frames"] = 10**6
+        rewrite()
+    elif damage == "negative-skip":
+        manifest["decoder"]["start_skip_samples"] = -1
+        rewrite()
+    elif damage == "hop-string":
+        manifest["model"]["hop"] = "4096"
+        rewrite()
+    elif damage == "missing-encoder":
+        enc.unlink()
+    elif damage.startswith("truncated-"):
+        enc.write_bytes(enc.read_bytes()[: int(damage.split("-")[1])])
+    elif damage == "flipped-byte":
+        data = bytearray(enc.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        enc.write_bytes(bytes(data))
+    elif damage == "graphs-swapped":  # a valid graph of the other side, recorded as this one's
+        shutil.copy(d / "decoder.tflite", enc)
+        manifest["encoder"]["bytes"] = enc.stat().st_size
+        manifest["encoder"]["sha256"] = hashlib.sha256(enc.read_bytes()).hexdigest()
+        rewrite()
+    elif damage == "not-a-flatbuffer":
+        enc.write_bytes(b"\0" * enc.stat().st_size)
+        manifest["encoder"]["sha256"] = hashlib.sha256(enc.read_bytes()).hexdigest()
+        rewrite()
+    else:
+        raise AssertionError(damage)
+    return d
+
+
+DAMAGES = ["no-manifest", "not-json", "deep-json", "wrong-format", "old-version", "windows-zero", "windows-empty",
+           "huge-start-skip", "negative-skip", "hop-string", "missing-encoder", "truncated-64", "truncated-100000",
+           "flipped-byte", "graphs-swapped", "not-a-flatbuffer"]
+EXPECTED_WORDS = {"no-manifest": "manifest.json", "not-json": "not valid JSON", "deep-json": "nested too deeply",
+                  "wrong-format": "format", "old-version": "format_version", "windows-zero": "windows",
+                  "windows-empty": "windows", "huge-start-skip": "start_skip_frames", "negative-skip": "start_skip_samples",
+                  "hop-string": "hop", "missing-encoder": "missing encoder.tflite", "truncated-64": "bytes",
+                  "truncated-100000": "bytes", "flipped-byte": "sha256", "graphs-swapped": "does not match",
+                  "not-a-flatbuffer": "flatbuffer"}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_model_directory_is_refused_with_a_message(native, tmp_path, damage):
+    status, message = _open_status(native, _damaged(tmp_path, damage))
+    assert status == SE_ERR_MODEL
+    assert EXPECTED_WORDS[damage] in message and "\n" not in message
+
+
+def test_missing_directory_and_bad_threads_are_refused(native, tmp_path):
+    assert _open_status(native, tmp_path / "nowhere")[0] == SE_ERR_MODEL
+    assert _open_status(native, DEMO, threads=-1)[0] == SE_ERR_ARGUMENT
+    assert _open_status(native, DEMO, threads=10**6)[0] == SE_ERR_ARGUMENT
+
+
+def test_wrong_sizes_push_after_flush_and_null_pointers_give_a_status(native):
+    m = Model(native, DEMO)
+    lib, got = native.lib, ctypes.c_size_t()
+    enc = m.stream(decoder=False)
+    x = np.zeros((m.channels, 3 * m.hop), np.float32)
+    out = np.zeros((m.dim, 8), np.float32)
+    assert lib.se_stream_push(enc.h, x.ctypes.data, x.shape[1], PLANAR, out.ctypes.data, 0, ctypes.byref(got)) == \
+        SE_ERR_BUFFER_TOO_SMALL
+    assert lib.se_stream_push(enc.h, None, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_stream_push(enc.h, x.ctypes.data, 5, 9, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, None) == SE_ERR_ARGUMENT
+    x[0, 1] = np.nan
+    assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert b"NaN" in lib.se_stream_error(enc.h)
+    x[0, 1] = 0
+    enc.push(x)  # the failed calls consumed nothing
+    enc.flush()
+    assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_STATE
+    assert b"flushed" in lib.se_stream_error(enc.h)
+    assert lib.se_stream_push(None, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_stream_flush(None, PLANAR, None, 0, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_encode(None, None, 0, PLANAR, None, 0, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_encoder_create(m.h, -1, ctypes.byref(ctypes.c_void_p())) == SE_ERR_ARGUMENT
+    enc.free()
+    m.close()
+
+
+def test_a_runtime_older_than_2_2_is_refused_with_a_clear_error(build, tmp_path):
+    """A stand-in libLiteRt.so with every symbol the library uses except LiteRtGetCompiledModelEnvironment
+    (new in LiteRT 2.2): opening a model says which version is needed."""
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", str(build / "libsame_edge.so")], capture_output=True,
+                               text=True, check=True).stdout
+    names = sorted({m for m in re.findall(r"\b(LiteRt\w+)", undefined) if m != "LiteRtGetCompiledModelEnvironment"})
+    (tmp_path / "stub.c").write_text("".join(f"int {n}(void) {{ return 1; }}\n" for n in names))
+    (tmp_path / "vers.map").write_text("VERS_1.0 { global: *; };\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "libLiteRt.so"), str(tmp_path / "stub.c"),
+                    "-Wl,-soname,libLiteRt.so", f"-Wl,--version-script={tmp_path / 'vers.map'}"], check=True)
+    done = subprocess.run([str(build / "se_selftest"), "open", str(DEMO)], capture_output=True, text=True,
+                          env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "SE_ERR_RUNTIME" in done.stdout and "older than 2.2" in done.stdout
+
+
+# -- the C test programs, normal and under ASan + UBSan --------------------------------------------
+
+
+def _sanitized_env() -> dict[str, str]:
+    return {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=41",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=42"}
+
+
+@pytest.mark.parametrize("sanitized", [False, True], ids=["plain", "asan-ubsan"])
+def test_c_selftest_passes(request, model_dir, sanitized):
+    tree = request.getfixturevalue("asan_build" if sanitized else "build")
+    done = subprocess.run([str(tree / "se_selftest"), "check", str(model_dir)], capture_output=True, text=True,
+                          env=_sanitized_env(), timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr[-4000:]
+
+
+@pytest.mark.parametrize("damage", ["not-json", "deep-json", "truncated-64", "flipped-byte", "graphs-swapped",
+                                    "windows-zero", "not-a-flatbuffer"])
+def test_damaged_models_are_refused_cleanly_under_asan_and_ubsan(asan_build, tmp_path, damage):
+    done = subprocess.run([str(asan_build / "se_selftest"), "open", str(_damaged(tmp_path, damage))], capture_output=True,
+                          text=True, env=_sanitized_env(), timeout=300)
+    assert done.returncode == 3 and done.stdout.startswith("SE_ERR_MODEL: "), done.stdout + done.stderr[-4000:]
+
+
+def test_push_and_flush_make_no_allocation_in_the_library(build):
+    done = subprocess.run([str(build / "se_alloc_count"), str(DEMO), str(THREADS)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts = dict(kv.split("=") for kv in done.stdout.split())
+    assert counts["library_allocs"] == "0" and counts["statuses_ok"] == "1"
+
+
+def _doc_block(language: str, marker: str) -> str:
+    text = (ROOT / "docs" / "EMBEDDING.md").read_text()
+    blocks = [b for b in re.findall(rf"```{language}\n(.*?)```", text, re.S) if marker in b]
+    assert len(blocks) == 1, f"docs/EMBEDDING.md should hold one {language} block with {marker!r}"
+    return blocks[0]
+
+
+@pytest.mark.parametrize("language,compiler,suffix", [("c", "cc", ".c"), ("cpp", "c++", ".cpp")])
+def test_the_streaming_examples_in_the_docs_compile_and_run(build, tmp_path, language, compiler, suffix):
+    source = tmp_path / f"example{suffix}"
+    source.write_text(_doc_block(language, "int main"))
+    exe = tmp_path / "example"
+    std = ["-std=c11"] if language == "c" else ["-std=c++20"]
+    subprocess.run([compiler, *std, "-Wall", "-Werror", "-o", str(exe), str(source), f"-I{ROOT / 'native' / 'include'}",
+                    f"-L{build}", "-lsame_edge", f"-Wl,-rpath,{build}", f"-Wl,-rpath,{_litert_library().parent}"],
+                   check=True, capture_output=True)
+    done = subprocess.run([str(exe), str(DEMO)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "frames in" in done.stdout
+
+
+# -- same-edge-native ----------------------------------------------------------------------------
+
+
+def _cli(build: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(build / "same-edge-native"), *args, "--threads", str(THREADS)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def _python_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "same_edge", *args, "--threads", str(THREADS)], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("song") / "song.wav"
+    codec_rate = 44100
+    n = int(9.3 * codec_rate)
+    t = np.arange(n) / codec_rate
+    x = np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 440 * t + 1)], axis=1)
+    sf.write(path, x.astype(np.float32), codec_rate, subtype="PCM_16")
+    return path
+
+
+def test_native_roundtrip_writes_the_same_wav_as_python(build, song, tmp_path):
+    native_out, python_out = tmp_path / "native.wav", tmp_path / "python.wav"
+    done = _cli(build, "roundtrip", str(song), str(native_out), "--model", str(DEMO))
+    assert done.returncode == 0, done.stderr
+    assert _python_cli("roundtrip", str(song), str(python_out), "--model", str(DEMO)).returncode == 0
+    a, rate_a = sf.read(native_out, dtype="float32")
+    b, rate_b = sf.read(python_out, dtype="float32")
+    assert rate_a == rate_b == 44100 and np.array_equal(a, b)
+    assert sf.info(str(native_out)).subtype == "FLOAT"
+    # The file itself, header included, but for libsndfile's PEAK chunk timestamp (the time of writing).
+    assert _without_peak_time(native_out.read_bytes()) == _without_peak_time(python_out.read_bytes())
+
+
+def _without_peak_time(wav: bytes) -> bytes:
+    at = wav.find(b"PEAK")
+    assert at > 0
+    return wav[: at + 12] + wav[at + 16 :]  # "PEAK", chunk size, version, then the 4-byte timestamp
+
+
+def test_native_latent_files_are_read_by_python_and_python_ones_by_native(build, song, tmp_path):
+    from same_edge.latents import LatentReader
+
+    native_z, python_z = tmp_path / "native.npz", tmp_path / "python.npz"
+    assert _cli(build, "encode", str(song), str(native_z), "--model", str(DEMO)).returncode == 0
+    assert _python_cli("encode", str(song), str(python_z), "--model", str(DEMO)).returncode == 0
+    with LatentReader(native_z) as a, LatentReader(python_z) as b:
+        assert a.header == b.header
+        za = np.concatenate(list(a.blocks(64)), axis=1)
+        zb = np.concatenate(list(b.blocks(64)), axis=1)
+    assert np.array_equal(za, zb)
+    native_y, python_y = tmp_path / "native.wav", tmp_path / "python.wav"
+    assert _cli(build, "decode", str(python_z), str(native_y), "--model", str(DEMO)).returncode == 0
+    assert _python_cli("decode", str(native_z), str(python_y), "--model", str(DEMO)).returncode == 0
+    assert np.array_equal(sf.read(native_y, dtype="float32")[0], sf.read(python_y, dtype="float32")[0])
+
+
+def test_native_stream_prints_block_timing_and_latency(build, song, tmp_path):
+    done = _cli(build, "stream", str(song), str(tmp_path / "out.wav"), "--model", str(DEMO))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"compute per block: p50 [\d.]+ ms, p99 [\d.]+ ms", done.stdout)
+    assert "algorithmic latency: 279 ms encoder + " in done.stdout
+    out = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    assert out.shape == sf.read(song, dtype="float32")[0].shape
+
+
+@pytest.mark.parametrize("case", ["missing-input", "empty-input", "not-audio", "bad-extension", "bad-threads",
+                                  "bad-model", "bad-latents"])
+def test_native_cli_bad_input_is_one_line_exit_2_and_no_file(build, song, tmp_path, case):
+    out = tmp_path / "out.wav"
+    args = ["roundtrip", str(song), str(out), "--model", str(DEMO)]
+    if case == "missing-input":
+        args[1] = str(tmp_path / "nothing.wav")
+    elif case == "empty-input":
+        (tmp_path / "empty.wav").write_bytes(b"")
+        args[1] = str(tmp_path / "empty.wav")
+    elif case == "not-audio":
+        (tmp_path / "text.wav").write_text("not audio at all")
+        args[1] = str(tmp_path / "text.wav")
+    elif case == "bad-extension":
+        out = tmp_path / "out.mp4"
+        args[2] = str(out)
+    elif case == "bad-threads":
+        args += ["--threads", "0"]
+    elif case == "bad-model":
+        args[4] = str(tmp_path)
+    elif case == "bad-latents":
+        (tmp_path / "z.npz").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        args = ["decode", str(tmp_path / "z.npz"), str(out), "--model", str(DEMO)]
+    done = subprocess.run([str(build / "same-edge-native"), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("same-edge-native: error: ")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))) == []
+
+
+def test_native_benchmark_runs(build):
+    import native as bench
+
+    rows = bench.measure(DEMO, threads=THREADS, calls=6, minutes=(), build_dir=build)
+    assert rows["native"]["encoder_p50_ms"] > 0 and rows["python"]["encoder_p50_ms"] > 0
