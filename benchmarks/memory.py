@@ -1,7 +1,9 @@
 """Memory and start-up: peak RSS of file-to-file encode + decode for inputs of several lengths,
-and model load time cold (file pages evicted) and warm, each in a fresh process.
+and model load time cold (file pages evicted) and warm, each in a fresh process; with ``--stream``,
+peak RSS of ``same-edge stream`` instead (the live-app path: window 1, one hop per block), against
+the memory target of the graphs' size + ``STREAM_BUDGET_MB``.
 
-    python benchmarks/memory.py MODEL_DIR [--minutes 1 10 60] [--out memory.json]
+    python benchmarks/memory.py MODEL_DIR [--minutes 1 10 60] [--stream] [--out memory.json]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from same_edge_export.music import synth_music
 
 SAMPLE_RATE = 44100
 TILE_SECONDS = 60.0
+STREAM_BUDGET_MB = 200  # memory target of any command: the graphs plus this, whatever the input's length
 
 
 def write_music(path: Path, minutes: float) -> Path:
@@ -66,6 +69,27 @@ def peak_rss(model_dir: Path, minutes: float, work: Path, threads: int) -> dict:
     return {"minutes": minutes, "encode_peak_mb": enc_mb, "decode_peak_mb": dec_mb, "encode_s": enc_s, "decode_s": dec_s}
 
 
+def stream_peak_rss(model_dir: Path, minutes: float, work: Path, threads: int) -> dict:
+    """Peak RSS (MB) and wall seconds of ``same-edge stream`` on ``minutes`` of music."""
+    wav = write_music(work / f"music-{minutes:g}min.wav", minutes)
+    out = work / "streamed.wav"
+    mb, seconds = _run_measured(["stream", str(wav), str(out), "--model", str(model_dir), "--threads", str(threads)])
+    for f in (wav, out):
+        f.unlink()
+    return {"minutes": minutes, "stream_peak_mb": mb, "stream_s": seconds,
+            "wall_realtime_factor": minutes * 60 / seconds}  # wall time includes start-up and writing the output
+
+
+def stream_memory(model_dir: Path, minutes: list[float], work: Path, threads: int) -> dict:
+    """The ``same-edge stream`` memory row: peak RSS per input length, its spread over the lengths
+    (flat: a few MB) and whether every peak is within the graphs' size + ``STREAM_BUDGET_MB``."""
+    graphs_mb = sum(f.stat().st_size for f in model_dir.glob("*.tflite")) / 1e6
+    rows = [stream_peak_rss(model_dir, m, work, threads) for m in minutes]
+    peaks = [r["stream_peak_mb"] for r in rows]
+    return {"graphs_mb": graphs_mb, "target_mb": graphs_mb + STREAM_BUDGET_MB, "rows": rows,
+            "spread_mb": max(peaks) - min(peaks), "within_target": max(peaks) <= graphs_mb + STREAM_BUDGET_MB}
+
+
 _LOAD = ("import sys, time; from same_edge import Codec; "
          "t = time.perf_counter(); Codec.load(sys.argv[1]); print(time.perf_counter() - t)")
 
@@ -104,11 +128,15 @@ def main() -> None:
     p.add_argument("model", type=Path)
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--stream", action="store_true", help="measure `same-edge stream` (not encode/decode and load)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [peak_rss(args.model, m, Path(tmp), args.threads) for m in args.minutes]
-    report = {"model": str(args.model), "load": load_times(args.model), "peak_rss": rows}
+        if args.stream:
+            report = {"model": str(args.model), "stream": stream_memory(args.model, args.minutes, Path(tmp), args.threads)}
+        else:
+            rows = [peak_rss(args.model, m, Path(tmp), args.threads) for m in args.minutes]
+            report = {"model": str(args.model), "load": load_times(args.model), "peak_rss": rows}
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")

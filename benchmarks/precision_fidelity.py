@@ -20,9 +20,10 @@ import numpy as np
 
 from same_edge import Codec
 from same_edge.audio import read_audio
+from same_edge.graph import sha256_file
 from same_edge.manifest import read_manifest
 from same_edge.metrics import mel_distance
-from same_edge_export.checkpoint import load_model, sha256_file
+from same_edge_export.checkpoint import load_model
 from same_edge_export.convert import DEFAULT_WINDOWS, convert_graph, write_model_dir
 from same_edge_export.music import synth_music
 from same_edge_export.quantize import PRECISIONS
@@ -41,7 +42,7 @@ def export_precisions(config: Path, checkpoint: Path, out: Path, windows: list[i
     digest = sha256_file(checkpoint)
     dirs = {p: out / p for p in PRECISIONS}
     todo = [p for p, d in dirs.items()
-            if not (d / "manifest.json").is_file() or read_manifest(d).raw["source"]["checkpoint_sha256"] != digest]
+            if not (d / "manifest.json").is_file() or read_manifest(d).source.checkpoint_sha256 != digest]
     if todo:
         model = load_model(config, checkpoint)
         graphs = {side: convert_graph(model, side, windows) for side in ("encoder", "decoder")}

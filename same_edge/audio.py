@@ -19,6 +19,8 @@ BLOCK_SECONDS = 4.0  # file-to-file block length: big enough for the largest win
 # Output formats by extension (any case): libsndfile container and sample format.
 OUTPUT_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
 FLAC_RATES = range(1, 655351)  # FLAC's STREAMINFO holds the rate in 20 bits
+# Input rates read, Hz: a damaged header claims any rate, and 2000 frames "at 1 Hz" resample to 88 M samples.
+INPUT_RATES = range(1000, 1_000_001)
 
 
 class AudioReader:
@@ -44,6 +46,10 @@ class AudioReader:
             self._file.close()
             raise AudioFileError(f"{self.path} is truncated: its header promises more audio than the file holds")
         self.input_rate = self._file.samplerate
+        if self.input_rate not in INPUT_RATES:
+            self._file.close()
+            raise AudioFileError(f"{self.path} claims {self.input_rate} Hz, outside [{INPUT_RATES.start}, "
+                                 f"{INPUT_RATES.stop - 1}] Hz: a damaged header, or not music")
         self.input_channels = self._file.channels
         self.frames = self._file.frames  # at the input rate
         if self.frames <= 0:
@@ -96,7 +102,10 @@ class AudioReader:
 
     def read_all(self) -> np.ndarray:
         """The whole file as ``[channels, T]`` (for short files; long ones go through ``blocks``)."""
-        return np.concatenate(list(self.blocks()), axis=1)
+        blocks = list(self.blocks())
+        if not blocks:  # a few samples at a high rate can resample to none
+            raise AudioFileError(f"{self.path} holds no samples at {self.sample_rate} Hz")
+        return np.concatenate(blocks, axis=1)
 
 
 def read_audio(path: str | Path, sample_rate: int, channels: int = 2, downmix: bool = False) -> tuple[np.ndarray, int]:

@@ -182,11 +182,18 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"windows    {', '.join(str(w) for w in m.windows)} chunks of {m.model.chunk_samples} samples")
     for side in SIDES:
         g = m.graph(side)
-        print(f"{side:<10} {g.file} ({g.bytes / 1e6:.1f} MB), state {list(g.state_shape)}, "
+        layers = m.model.config.get(side, {})
+        shape = f"width {layers.get('width', '?')}, {layers.get('depth', '?')} blocks" if isinstance(layers, dict) else ""
+        ops = g.ops.get("ops", {}) if isinstance(g.ops.get("ops"), dict) else {}
+        print(f"{side:<10} {g.file} ({g.bytes / 1e6:.1f} MB; {shape}), state {list(g.state_shape)}, "
               f"signatures {', '.join(g.signatures)}")
+        if ops:
+            print(f"{'':<10} {sum(ops.values())} ops, {ops.get('FULLY_CONNECTED', 0)} fully connected"
+                  + (f"; XNNPACK partitions {g.delegation.get('partitions')}" if g.delegation.get("partitions") else ""))
     print(f"latency    encoder {m.encoder_latency_samples} + decoder {m.decoder_latency_samples} samples "
           f"({(m.encoder_latency_samples + m.decoder_latency_samples) / m.sample_rate * 1e3:.0f} ms)")
-    print(f"weights    config {m.source.config_sha256[:12]}, checkpoint {m.source.checkpoint_sha256[:12]}")
+    print(f"weights    {m.source.config_file} {m.source.config_sha256[:12]}, "
+          f"{m.source.checkpoint_file} {m.source.checkpoint_sha256[:12]} (model id {m.model_id})")
     print(f"tools      {', '.join(f'{k} {v}' for k, v in m.tools.items())}")
 
 

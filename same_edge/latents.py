@@ -11,6 +11,7 @@ block at a time whatever their compression.
 
 from __future__ import annotations
 
+import lzma
 import shutil
 import zipfile
 import zlib
@@ -29,7 +30,8 @@ MAX_LATENT_DIM = 1 << 16
 MAX_LENGTH = 1 << 36  # samples: 18 days at 44.1 kHz
 MAX_SCALAR_MEMBER_BYTES = 4096
 MAX_ROW_MAJOR_BYTES = 1 << 28  # np.savez-style [dim, L] members are read whole: at most 256 MB
-_ZIP_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+_ZIP_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError,
+               NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ PRECISIONS = {
 T = TypeVar("T")
 
 
+def _short(value: Any) -> str:
+    """A refused value for a one-line error: its repr, bounded in length and nesting (a manifest may nest
+    values deeper than repr can recurse, or hold megabytes in one string)."""
+    return reprlib.repr(value)
+
+
 class _Fields:
     """Typed access to one JSON object, naming the dotted path of any field it refuses."""
 
@@ -65,13 +72,13 @@ class _Fields:
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(key, f"must be an integer, got {type(v).__name__}")
         if not low <= v <= high:
-            raise self.fail(key, f"must lie in [{low}, {high}], got {v}")
+            raise self.fail(key, f"must lie in [{low}, {high}], got {_short(v)}")
         return v
 
     def str(self, key: str, pattern: str = r".+") -> str:
         v = self.get(key)
         if not isinstance(v, str) or not re.fullmatch(pattern, v):
-            raise self.fail(key, f"must be a string matching {pattern!r}, got {v!r:.60}")
+            raise self.fail(key, f"must be a string matching {pattern!r}, got {_short(v)}")
         return v
 
     def shape(self, key: str, ndim: int | None = None) -> tuple[int, ...]:
@@ -79,9 +86,9 @@ class _Fields:
         if (not isinstance(v, list) or not v or (ndim is not None and len(v) != ndim)
                 or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DIM for d in v)):
             want = f"{ndim} positive integers" if ndim else "a list of positive integers"
-            raise self.fail(key, f"must be {want}, got {v!r:.60}")
+            raise self.fail(key, f"must be {want}, got {_short(v)}")
         if math.prod(v) > MAX_DIM * 16:
-            raise self.fail(key, f"is implausibly large ({v})")
+            raise self.fail(key, f"is implausibly large ({_short(v)})")
         return tuple(v)
 
     def obj(self, key: str) -> _Fields:
@@ -250,7 +257,7 @@ class Manifest:
             raise root.fail("format", f"must be {FORMAT!r}: not a same-edge model manifest")
         version = root.get("format_version")
         if version != FORMAT_VERSION:
-            raise root.fail("format_version", f"is {version!r}; this same-edge reads version {FORMAT_VERSION} "
+            raise root.fail("format_version", f"is {_short(version)}; this same-edge reads version {FORMAT_VERSION} "
                             "(re-export the model with this version's `same-edge export`)")
         mf = root.obj("model")
         config = mf.get("config")
@@ -269,7 +276,7 @@ class Manifest:
         if (not isinstance(windows, list) or not windows
                 or any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 4096 for w in windows)
                 or windows != sorted(set(windows)) or windows[0] != 1):
-            raise root.fail("windows", f"must be unique ascending chunk counts in [1, 4096] starting at 1, got {windows!r:.60}")
+            raise root.fail("windows", f"must be unique ascending chunk counts in [1, 4096] starting at 1, got {_short(windows)}")
         sf = root.obj("source")
         source = Source(sf.str("config_file"), sf.str("config_sha256", r"[0-9a-f]{64}"), sf.str("checkpoint_file"),
                         sf.str("checkpoint_sha256", r"[0-9a-f]{64}"))

@@ -18,6 +18,16 @@ SAME_S_CONFIG = Path(__file__).parent.parent / "models" / "same-s" / "model_conf
 GOLDEN_CASES = (0, 1, 2)
 TEST_WINDOWS = (1, 2)  # small windows keep the tiny exports quick; 2 still exercises window choice
 
+try:  # the fuzz tests' fixed budget: the same examples on every run (no example database, no timing flakes)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=2000, derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a dev extra; only tests/test_fuzz.py needs it
+    pass
+
 
 @pytest.fixture(scope="session")
 def golden() -> dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """Strict loading of official checkpoints: every layout accepted, every mismatch named."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -127,3 +128,19 @@ def test_malformed_config_is_a_clear_error(tmp_path):
     (tmp_path / "d.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_config(tmp_path / "d.json")
+
+
+@pytest.mark.parametrize("key", ["stray.weight", "encoder.extra", "encoder.layers.1.weight", "decoder.layers.3.stray",
+                                 "bottleneck.extra", "encoder.layers.0.mapping.weight_x"])
+def test_a_stray_top_level_tensor_outside_any_block_is_refused_and_named(tmp_path, official, key):
+    extra = dict(official, **{key: torch.zeros(2)})
+    with pytest.raises(CheckpointError, match=f"unexpected tensor {re.escape(key)}"):
+        load_model(TINY_CONFIG, _save(extra, tmp_path / "stray.safetensors"))
+
+
+def test_a_stray_tensor_inside_the_autoencoder_of_a_full_stable_audio_3_checkpoint_is_refused(tmp_path, official):
+    nested = {f"pretransform.model.{k}": v for k, v in official.items()}
+    nested["pretransform.model.stray.weight"] = torch.zeros(2)
+    nested["model.transformer.layers.0.weight"] = torch.zeros(3)  # DiT tensors are not the autoencoder's: ignored
+    with pytest.raises(CheckpointError, match=r"unexpected tensor stray\.weight"):
+        load_model(TINY_CONFIG, _save(nested, tmp_path / "sa3.safetensors"))

@@ -1,6 +1,13 @@
 """The bundled demo model (``models/demo``): complete and within its size budget, found by default,
-as good on its clip as its quality report says, better than the PCA baseline, and reproducible:
-a fresh export of its checkpoint gives its graphs."""
+as good on its clip as its quality report says (recomputed here), and reproducible: a fresh export
+of its checkpoint gives its graphs.
+
+The report's comparison with the PCA baseline on whole held-out tracks is not tested here: it needs
+the recipe's training and held-out music (Debian packages) and ViSQOL, so only the recipe's
+evaluator (``make demo-model``) recomputes it. A test that read those numbers back from
+quality.json would only check the file against itself; fitting PCA on half of the 10 s clip instead
+is no held-out test (53 frames for 256 components, the same piece on both sides) and measured a tie
+(mel distance 0.50-0.56 for PCA against 0.49-0.51 for the model, depending on the fit)."""
 
 import json
 
@@ -14,7 +21,6 @@ from same_edge.models import DEMO_MODEL_DIR
 
 BUNDLE = ("model_config.json", "model.safetensors", "encoder.tflite", "decoder.tflite", "manifest.json",
           "fidelity.json", "quality.json", "clip.flac", "README.md")
-MODEL, PCA = "same-edge demo model", "PCA baseline"
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +50,8 @@ def test_bundled_graphs_round_trip_the_clip_with_the_reported_quality(quality):
     meter = QualityMeter(codec.sample_rate)
     meter.update(clip, codec.decode(codec.encode(clip))[:, : clip.shape[1]])
     got, reported = meter.result(), quality["clip"]
-    assert got["mel_distance"] == pytest.approx(reported["mel_distance"], abs=0.01)
-    assert got["snr_db"] == pytest.approx(reported["snr_db"], abs=0.2)
-
-
-def test_bundled_model_beats_the_pca_baseline_on_whole_held_out_tracks(quality):
-    systems = quality["systems"]
-    assert systems[MODEL]["mel_distance"] < systems[PCA]["mel_distance"]
-    assert systems[MODEL]["visqol_moslqo"] > systems[PCA]["visqol_moslqo"]
-    assert quality["heldout_seconds"] > 300  # whole tracks, not an excerpt
+    assert got.mel_distance == pytest.approx(reported["mel_distance"], abs=0.01)
+    assert got.snr_db == pytest.approx(reported["snr_db"], abs=0.2)
 
 
 def test_a_fresh_export_of_the_bundled_checkpoint_reproduces_the_bundled_graphs(tmp_path):

@@ -77,3 +77,84 @@ def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
         (tmp_path / "z.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(LatentFileError):
         load_latents(tmp_path / "z.npz")
+
+
+# -- decompression bombs: a small file that inflates to far more than it holds ----------------------
+
+BOMB_DIM, BOMB_FRAMES = 256, 500_000  # 512 MB of float32 latents that deflate to about 0.5 MB
+
+
+def _deflated_latent_file(path, dim, frames, declared_frames=None):
+    """A latent file whose latents member (zeros, frame-major) is ZIP_DEFLATED, written a megabyte at
+    a time; its .npy header declares ``declared_frames`` (default: what it holds)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(LATENTS_MEMBER, "w", force_zip64=True) as member:
+            header = {"descr": "<f4", "fortran_order": True, "shape": (dim, declared_frames or frames)}
+            np.lib.format.write_array_header_2_0(member, header)
+            zeros, left = bytes(1 << 20), dim * frames * 4
+            while left:
+                member.write(zeros[: min(left, len(zeros))])
+                left -= min(left, len(zeros))
+        hop = 4096
+        for key, value in (("sample_rate", 44100), ("length", frames * hop), ("model_id", "cfg-ckpt"),
+                           ("source_rate", 44100)):
+            with zf.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, np.asarray(value))
+    return path
+
+
+def test_a_deflated_latent_member_of_512_mb_is_read_a_block_at_a_time_in_flat_memory(tmp_path):
+    import tracemalloc
+
+    path = _deflated_latent_file(tmp_path / "bomb.npz", BOMB_DIM, BOMB_FRAMES)
+    assert path.stat().st_size < 1_000_000  # 0.5 MB on disk
+    tracemalloc.start()
+    try:
+        frames = 0
+        with LatentReader(path) as r:
+            assert r.shape == (BOMB_DIM, BOMB_FRAMES)
+            for block in r.blocks(1024):  # 1 MB blocks
+                frames += block.shape[1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames == BOMB_FRAMES
+    assert peak < 50e6, f"reading 512 MB of deflated latents in blocks peaked at {peak / 1e6:.0f} MB"
+
+
+def test_a_deflated_member_holding_more_frames_than_its_header_declares_is_refused_before_inflating(tmp_path):
+    import time
+
+    path = _deflated_latent_file(tmp_path / "bomb.npz", BOMB_DIM, BOMB_FRAMES // 10, declared_frames=1000)
+    t0 = time.perf_counter()
+    with pytest.raises(LatentFileError, match="holds .* bytes where its header declares"):
+        LatentReader(path)
+    assert time.perf_counter() - t0 < 1.0  # the sizes disagree: nothing is inflated
+
+
+def _patch_stored_size(path, member, size):
+    """Make the zip directory (central and local headers) claim ``size`` uncompressed bytes for ``member``."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        local = zf.getinfo(member).header_offset
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(member)] != member.encode():
+        central = data.index(b"PK\x01\x02", central + 4)
+    for offset in (local + 22, central + 24):
+        data[offset : offset + 4] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("holds", ["fewer", "more"])
+def test_a_member_whose_zip_directory_misstates_its_inflated_size_is_refused(tmp_path, holds):
+    """The directory and the .npy header agree on 2000 frames; the deflate stream holds 1000 or 3000."""
+    dim, declared = 16, 2000
+    path = _deflated_latent_file(tmp_path / "z.npz", dim, 1000 if holds == "fewer" else 3000, declared_frames=declared)
+    with zipfile.ZipFile(path) as zf:
+        header_bytes = zf.getinfo(LATENTS_MEMBER).file_size - (1000 if holds == "fewer" else 3000) * dim * 4
+    _patch_stored_size(path, LATENTS_MEMBER, header_bytes + declared * dim * 4)
+    with pytest.raises(LatentFileError), LatentReader(path) as r:
+        for _ in r.blocks(100):
+            pass
+    with pytest.raises(LatentFileError):
+        load_latents(path)

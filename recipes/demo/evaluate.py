@@ -23,8 +23,9 @@ import soundfile as sf
 import soxr
 
 from same_edge import Codec
+from same_edge.audio import read_audio
 from same_edge.metrics import QualityMeter
-from same_edge.models import DEMO_MODEL_DIR
+from same_edge.models import demo_clip
 
 from .data import SAMPLE_RATE, decode_tracks, fetch_sources, fetch_tracks
 
@@ -92,16 +93,14 @@ def evaluate(model_dir: Path, data_dir: Path) -> dict:
         for name, y in outputs.items():
             results[name]["meter"].update(audio, y)
             results[name]["visqol"] += [_visqol(audio[:, s : s + n], y[:, s : s + n], api) for s in starts]
-    clip_path = next(p for p in (model_dir / "clip.flac", DEMO_MODEL_DIR / "clip.flac") if p.is_file())
-    clip, _ = sf.read(str(clip_path), dtype="float32", always_2d=True)
-    clip = np.ascontiguousarray(clip.T)
-    meter = QualityMeter(SAMPLE_RATE)
+    clip = read_audio(demo_clip(model_dir), codec.sample_rate, codec.channels)[0]
+    meter = QualityMeter(codec.sample_rate)
     meter.update(clip, codec.decode(codec.encode(clip))[:, : clip.shape[1]])
-    report = {"clip": meter.result(), "heldout": [t.name for t in tracks], "heldout_seconds": round(seconds, 1),
+    report = {"clip": meter.result().as_dict(), "heldout": [t.name for t in tracks], "heldout_seconds": round(seconds, 1),
               "visqol_excerpts": f"{VISQOL_EXCERPTS} x {VISQOL_SECONDS:.0f} s per track", "systems": {}}
     for name, r in results.items():
         # Per excerpt too: ViSQOL clips at 1.0, and one excerpt at that floor moves a mean of six.
-        report["systems"][name] = {**r["meter"].result(), "visqol_moslqo": float(np.mean(r["visqol"])),
+        report["systems"][name] = {**r["meter"].result().as_dict(), "visqol_moslqo": float(np.mean(r["visqol"])),
                                    "visqol_per_excerpt": [round(float(v), 3) for v in r["visqol"]],
                                    "mel_band_eighths": {k: [round(v, 3) for v in vals]
                                                         for k, vals in r["meter"].mel_bands(8).items()}}
