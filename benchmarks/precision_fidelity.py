@@ -21,18 +21,12 @@ import numpy as np
 from same_edge import Codec
 from same_edge.audio import read_audio
 from same_edge.graph import sha256_file
-from same_edge.manifest import read_manifest
-from same_edge.metrics import mel_distance
+from same_edge.manifest import PRECISIONS, read_manifest
+from same_edge.metrics import mel_distance, snr_db
 from same_edge_export.checkpoint import load_model
 from same_edge_export.convert import DEFAULT_WINDOWS, convert_graph, write_model_dir
 from same_edge_export.music import synth_music
-from same_edge_export.quantize import PRECISIONS
 from same_edge_export.random_weights import write_seeded_checkpoint
-
-
-def _snr_db(ref: np.ndarray, test: np.ndarray) -> float:
-    err = float(np.sum((ref.astype(np.float64) - test) ** 2))
-    return float("inf") if err == 0 else float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / err))
 
 
 def export_precisions(config: Path, checkpoint: Path, out: Path, windows: list[int] | None = None) -> dict[str, Path]:
@@ -62,7 +56,7 @@ def fidelity_rows(dirs: dict[str, Path], audio: np.ndarray) -> list[dict]:
         z = codec.encode(audio)
         y = codec.decode(z)[:, : audio.shape[1]]
         rows.append({"precision": precision, "mb": sum(f.stat().st_size for f in d.glob("*.tflite")) / 1e6,
-                     "latent_snr_db": _snr_db(ref_z, z), "audio_snr_db": _snr_db(ref_y, y),
+                     "latent_snr_db": snr_db(ref_z, z), "audio_snr_db": snr_db(ref_y, y),
                      "audio_mel_distance": mel_distance(ref_y, y, codec.sample_rate)})
     return rows
 

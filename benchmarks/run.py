@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from kernels import kernel_rows, kernel_table
 from memory import load_times, peak_rss
+from op_profile import op_table, profile_rows, profile_summary_table
 from plots import plot_all
 from precision_fidelity import export_precisions, fidelity_rows, fidelity_table
 from speed import machine, speed_rows, speed_table, stream_hops, streaming_table
@@ -34,7 +35,7 @@ from same_edge_export.random_weights import write_seeded_checkpoint
 from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
-STAGES = ("kernels", "speed", "streaming", "fidelity", "memory")
+STAGES = ("kernels", "speed", "streaming", "profile", "fidelity", "memory")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -107,6 +108,10 @@ def main() -> None:
         _stage("streaming per hop")
         report["streaming"] = [stream_hops(dirs[pr], 2, seconds=8.0 if args.quick else 30.0) for pr in PRECISIONS]
 
+    if "profile" in args.stages:
+        _stage("per-op profile: windows 1 and 16, fp32 and w8a8")
+        report["profile"] = profile_rows({pr: dirs[pr] for pr in ("fp32", "w8a8")}, threads=2, runs=3 if args.quick else 10)
+
     if "fidelity" in args.stages:
         _stage("fidelity per precision")
         report["fidelity"] = {"SAME-S (seeded weights), 12 s synthesised music": fidelity_rows(dirs, synth_music(12.0))}
@@ -144,8 +149,12 @@ def render(report: dict) -> str:
              speed_table(report["speed"]["rows"]),
              "\n## Matrix-multiply kernels: one SAME-S block's FC layers\n", kernel_table(report["kernels"]),
              "\n## Streaming: SAME-S at the smallest window (one chunk = 2 frames), 2 threads\n",
-             streaming_table(report["streaming"]),
-             "\n## Fidelity against fp32\n"]
+             streaming_table(report["streaming"])]
+    if report.get("profile"):  # LiteRT's profiler, per op type; "FC / end to end" is the share of the FC floor
+        parts += ["\n## Per-op profile: SAME-S, 2 threads (LiteRT profiler, XNNPACK nodes)\n",
+                  profile_summary_table(report["profile"])]
+        parts += ["\n" + op_table(r, top=12) for r in report["profile"]]
+    parts += ["\n## Fidelity against fp32\n"]
     for name, rows in report["fidelity"].items():
         parts += [f"\n{name}:\n", fidelity_table(rows)]
     parts += ["\n## Start-up: SAME-S `Codec.load` in a fresh process\n",

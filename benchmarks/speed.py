@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,8 @@ from same_edge_export.config import SameConfig
 from same_edge_export.music import synth_music
 
 PRECISIONS = ("fp32", "w16a32", "w8a32", "w8a8", "w4a8")
+EAGER = "PyTorch eager"  # encodes with the graphs' last-block pruning (see speed_rows)
+LITERT = "same-edge LiteRT"
 
 
 def gflop_per_audio_second(cfg: SameConfig, side: str) -> float:
@@ -34,8 +38,8 @@ def gflop_per_audio_second(cfg: SameConfig, side: str) -> float:
     SAME-S): every block on every token (patches and learned tokens), both attention maps, and
     the projections in and out."""
     t = cfg.encoder if side == "encode" else cfg.decoder
-    tokens = cfg.sample_rate / cfg.hop * cfg.group_tokens
-    chunk = cfg.groups_per_chunk * cfg.group_tokens
+    tokens = cfg.sample_rate / cfg.hop * cfg.frame_tokens
+    chunk = cfg.frames_per_chunk * cfg.frame_tokens
     per_token = 2 * (5 + 1 + 3 * t.ff_mult) * t.width**2 + 2 * 2 * 2 * chunk * t.width  # matmuls + QK^T, AV twice
     io = cfg.patch_dim * t.width if side == "encode" else cfg.decoder_kernel * t.width * cfg.patch_dim
     patches = cfg.sample_rate / cfg.patch_size
@@ -69,7 +73,7 @@ def stream_hops(model_dir: Path, threads: int, seconds: float = 20.0) -> dict:
         times_dec.append(time.perf_counter() - t0)
     ms = {k: np.array(v) * 1e3 for k, v in (("encoder", times_enc), ("decoder", times_dec))}
     return {"precision": codec.manifest.precision, "threads": threads, "hop_ms": codec.hop / codec.sample_rate * 1e3,
-            "latency_ms": codec.latency_samples / codec.sample_rate * 1e3,
+            "latency_ms": (codec.encoder_latency_samples + codec.decoder_latency_samples) / codec.sample_rate * 1e3,
             **{f"{k}_p{q}_ms": float(np.percentile(v, q)) for k, v in ms.items() for q in (50, 99)},
             **{f"{k}_mean_ms": float(v.mean()) for k, v in ms.items()}}
 
@@ -82,39 +86,27 @@ def machine() -> str:
     return f"{model}, {torch.get_num_threads()} threads available, {' '.join(isa)}"
 
 
-def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list[int], repeats: int,
-               fp32_kernel_gflops: dict[int, float] | None = None) -> list[dict]:
-    """Offline encode/decode time of PyTorch eager and every exported precision in ``models``
-    (with the weights ``models/seeded.safetensors``), per thread count, with ratios to eager and
-    to the fp32 matmul ceiling: the best of a large square torch matmul, measured here, and
-    ``fp32_kernel_gflops`` (threads -> GFLOP/s of the fastest fp32 kernel on SAME-S's own layer
-    shapes, from the kernels benchmark of the same run)."""
-    seconds = audio.shape[1] / 44100
-    model = load_model(config, models / "seeded.safetensors")
-    gflop = {side: gflop_per_audio_second(model.config, side) for side in ("encode", "decode")}
-    with torch.no_grad():
-        latents = model.encode(torch.from_numpy(audio)[None])
-    rows = []
-    for threads in threads_list:
-        ceiling = max(matmul_ceiling(threads, repeats), (fp32_kernel_gflops or {}).get(threads, 0.0))
-        torch.set_num_threads(threads)
-        with torch.no_grad():
-            enc, enc_s = median_time(lambda: model.encode(torch.from_numpy(audio)[None]), repeats)
-            dec, dec_s = median_time(lambda: model.decode(latents), repeats)
-        rows.append({"runtime": "PyTorch eager", "precision": "fp32", "threads": threads, "encode_s": enc, "decode_s": dec,
-                     "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
-        z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
-        for precision in PRECISIONS:
-            d = models / precision
-            if not (d / "manifest.json").is_file():
-                continue
-            codec = Codec.load(d, threads=threads)
-            enc, enc_s = median_time(lambda codec=codec: codec.encode(audio), repeats)
-            dec, dec_s = median_time(lambda codec=codec, z=z: codec.decode(z), repeats)
-            rows.append({"runtime": "same-edge LiteRT", "precision": precision, "threads": threads, "encode_s": enc,
-                         "decode_s": dec, "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int,
+                      clock: Callable[[], float] = time.perf_counter) -> dict[str, tuple[float, float]]:
+    """Median seconds and spread (max - min) per function, timed in rounds: one warm-up round, then
+    ``repeats`` rounds that each call every function once, in order. Load drifting over the run
+    (the machines are shared) then lands on every runtime alike, not on whichever ran first."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = clock()
+            fn()
+            times[name].append(clock() - t0)
+    return {name: (statistics.median(t), max(t) - min(t)) for name, t in times.items()}
+
+
+def add_ratios(rows: list[dict], seconds: float, gflop: dict[str, float]) -> list[dict]:
+    """Per row and side: times real time, speed-up over the eager row of the same thread count, and
+    the share of the fp32 ceiling reached (``gflop``: nominal GFLOP per audio second per side)."""
     for r in rows:
-        eager = next(e for e in rows if e["runtime"] == "PyTorch eager" and e["threads"] == r["threads"])
+        eager = next(e for e in rows if e["runtime"] == EAGER and e["threads"] == r["threads"])
         for side in ("encode", "decode"):
             r[f"{side}_x_realtime"] = seconds / r[f"{side}_s"]
             r[f"{side}_vs_eager"] = eager[f"{side}_s"] / r[f"{side}_s"]
@@ -122,11 +114,59 @@ def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list
     return rows
 
 
+def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list[int], repeats: int,
+               fp32_kernel_gflops: dict[int, float] | None = None) -> list[dict]:
+    """Offline encode/decode time of PyTorch eager and every exported precision in ``models``
+    (with the weights ``models/seeded.safetensors``), per thread count, with ratios to eager and
+    to the fp32 matmul ceiling: the best of a large square torch matmul, measured here, and
+    ``fp32_kernel_gflops`` (threads -> GFLOP/s of the fastest fp32 kernel on SAME-S's own layer
+    shapes, from the kernels benchmark of the same run).
+
+    Eager encodes with the same pruning as the graphs (the encoder's last block computes only the
+    read-out tokens), and its repeats are interleaved with the graphs' (``interleaved_times``)."""
+    seconds = audio.shape[1] / 44100
+    model = load_model(config, models / "seeded.safetensors")
+    gflop = {side: gflop_per_audio_second(model.config, side) for side in ("encode", "decode")}
+    with torch.no_grad():
+        latents = model.encode(torch.from_numpy(audio)[None], pruned=True)
+    z = latents[0].numpy()[:, : -(-audio.shape[1] // 4096)]
+    rows = []
+    for threads in threads_list:
+        ceiling = max(matmul_ceiling(threads, repeats), (fp32_kernel_gflops or {}).get(threads, 0.0))
+        torch.set_num_threads(threads)
+        fns: dict[str, Callable[[], object]] = {}
+
+        def eager_encode() -> object:
+            with torch.no_grad():
+                return model.encode(torch.from_numpy(audio)[None], pruned=True)
+
+        def eager_decode() -> object:
+            with torch.no_grad():
+                return model.decode(latents)
+
+        fns[f"{EAGER}|fp32|encode"], fns[f"{EAGER}|fp32|decode"] = eager_encode, eager_decode
+        for precision in PRECISIONS:
+            d = models / precision
+            if (d / "manifest.json").is_file():
+                codec = Codec.load(d, threads=threads)
+                fns[f"{LITERT}|{precision}|encode"] = lambda codec=codec: codec.encode(audio)
+                fns[f"{LITERT}|{precision}|decode"] = lambda codec=codec: codec.decode(z)
+        times = interleaved_times(fns, repeats)
+        for key in dict.fromkeys(k.rsplit("|", 1)[0] for k in fns):
+            runtime, precision = key.split("|")
+            (enc, enc_s), (dec, dec_s) = times[f"{key}|encode"], times[f"{key}|decode"]
+            rows.append({"runtime": runtime, "precision": precision, "threads": threads, "encode_s": enc, "decode_s": dec,
+                         "encode_spread": enc_s, "decode_spread": dec_s, "ceiling_gflops": ceiling})
+        del fns
+    return add_ratios(rows, seconds, gflop)
+
+
 def speed_table(rows: list[dict]) -> str:
     lines = ["| runtime | precision | threads | encode x RT | decode x RT | encode vs eager | decode vs eager | "
              "encode % of fp32 ceiling | decode % of fp32 ceiling |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['runtime']} | {r['precision']} | {r['threads']} | {r['encode_x_realtime']:.1f} "
+        runtime = f"{r['runtime']} (encoder pruned as the graphs)" if r["runtime"] == EAGER else r["runtime"]
+        lines.append(f"| {runtime} | {r['precision']} | {r['threads']} | {r['encode_x_realtime']:.1f} "
                      f"(±{r['encode_spread'] / r['encode_s'] * 50:.0f}%) | {r['decode_x_realtime']:.1f} "
                      f"(±{r['decode_spread'] / r['decode_s'] * 50:.0f}%) | {r['encode_vs_eager']:.2f} | "
                      f"{r['decode_vs_eager']:.2f} | "
@@ -136,7 +176,7 @@ def speed_table(rows: list[dict]) -> str:
 
 def streaming_table(rows: list[dict]) -> str:
     lines = ["| streaming (window 1) | threads | encoder p50 / p99 / mean ms per hop | decoder p50 / p99 / mean ms per hop | "
-             "hop ms | encoder p99 % of hop | decoder p99 % of hop | latency ms per direction |",
+             "hop ms | encoder p99 % of hop | decoder p99 % of hop | round-trip latency ms |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['precision']} | {r['threads']} | {r['encoder_p50_ms']:.1f} / {r['encoder_p99_ms']:.1f} / "

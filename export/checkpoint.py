@@ -18,11 +18,12 @@ and fused here.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 import torch
+
+from same_edge.errors import Error
 
 from .config import SameConfig, load_config
 from .model import SameAutoencoder, rope_inv_freq
@@ -30,7 +31,7 @@ from .model import SameAutoencoder, rope_inv_freq
 FULL_CHECKPOINT_PREFIX = "pretransform.model."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Error, ValueError):
     """The checkpoint cannot be read, or does not match the configuration."""
 
 
@@ -63,14 +64,6 @@ _MAPPING_RE = re.compile(
     r"(weight|weight_g|weight_v|parametrizations\.weight\.original0|parametrizations\.weight\.original1)$"
 )
 _MAPPING_TARGET = {"encoder.layers.0": "encoder.input_proj.weight", "decoder.layers.3": "decoder.output_conv.weight"}
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -115,6 +108,21 @@ def _fuse_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return g * v / norm
 
 
+# The attention projection's five row blocks: official order [q, k, v, q2, k2]; ours [q, q2, k, k2, v]
+# (see ``model.DifferentialAttention``: contiguous blocks for the query, key and value projections).
+_QKV_FROM_OFFICIAL = (0, 3, 1, 4, 2)
+_QKV_TO_OFFICIAL = (0, 2, 4, 1, 3)
+
+
+def _reorder_qkv(w: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
+    """Permute the five row blocks of a [5 * width, width] weight (other shapes pass unchanged, for
+    the shape check to report)."""
+    if w.ndim != 2 or w.shape[0] % 5:
+        return w
+    blocks = w.chunk(5, dim=0)
+    return torch.cat([blocks[i] for i in order], dim=0)
+
+
 def _conv_to_linear(w: torch.Tensor) -> torch.Tensor:
     """Conv1d weight [out, in, k] -> our stacked-neighbour Linear weight [out, k * in]."""
     return w.permute(0, 2, 1).reshape(w.shape[0], -1)
@@ -150,6 +158,8 @@ def _translate(
                     rope_problems.append(f"{key} does not match the rotary embedding the config implies "
                                          f"(head_dim {head_dim}, base 10000)")
             elif module in _BLOCK_KEYS:
+                if module == "self_attn.to_qkv":
+                    value = _reorder_qkv(value, _QKV_FROM_OFFICIAL)
                 ours[f"{side}.transformer.blocks.{m.group(2)}.{_BLOCK_KEYS[module]}.{param}"] = value
             else:
                 unknown.append(key)
@@ -230,6 +240,8 @@ def official_state_dict(model: SameAutoencoder) -> dict[str, torch.Tensor]:
             norm = w.reshape(w.shape[0], -1).norm(dim=1).reshape(-1, 1, 1)
             out[f"{prefix}.mapping.weight_g"] = norm
             out[f"{prefix}.mapping.weight_v"] = w
+        elif key.endswith(".attn.qkv.weight"):
+            out[_official_name(key)] = _reorder_qkv(value, _QKV_TO_OFFICIAL)
         else:
             out[_official_name(key)] = value
     for side, prefix in _SIDES.items():

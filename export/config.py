@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from same_edge.errors import Error
 
-class ConfigError(ValueError):
+
+class ConfigError(Error, ValueError):
     """The configuration file is unreadable or malformed."""
 
 
@@ -50,7 +52,7 @@ class SameConfig:
     channels: int  # audio channels (2)
     patch_size: int  # samples per channel in one patch token (256)
     stride: int  # patch tokens per latent frame (16)
-    chunk_size: int  # attention chunk in patch tokens (32), i.e. chunk_size // stride groups
+    chunk_size: int  # attention chunk in patch tokens (32), i.e. chunk_size // stride frames
     latent_dim: int  # 256 for SAME-S
     encoder: TransformerConfig
     decoder: TransformerConfig
@@ -69,13 +71,13 @@ class SameConfig:
         return self.channels * self.patch_size
 
     @property
-    def groups_per_chunk(self) -> int:
-        """Latent frames (token groups) per attention chunk (2 for SAME-S)."""
+    def frames_per_chunk(self) -> int:
+        """Latent frames per attention chunk (2 for SAME-S)."""
         return self.chunk_size // self.stride
 
     @property
-    def group_tokens(self) -> int:
-        """Tokens in one group: the stride patch tokens plus one learned token (17)."""
+    def frame_tokens(self) -> int:
+        """Tokens of one frame in the transformer: its stride patch tokens plus one learned token (17)."""
         return self.stride + 1
 
     def to_dict(self) -> dict[str, Any]:

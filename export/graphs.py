@@ -5,7 +5,7 @@ SAME-S). Because the midpoint-shift attention only ever pairs neighbouring half-
 plus a small state reproduces the whole-sequence model exactly, with no overlap recomputed:
 
 state  ``[m/2, stride + 1, width]``: first-half transformer output of the previous window's last
-       m/2 groups (zeros, and ignored, at stream start).
+       m/2 frames (zeros, and ignored, at stream start).
 first  ``[1]`` float32: 1.0 for the first window of a stream, else 0.0.
 
 Encoder window ``n``: ``audio [C, n * chunk_samples]``, state, first ->
@@ -16,7 +16,7 @@ Encoder flush: state -> ``latents [latent_dim, m/2]``, the stream's last frames.
 Decoder window ``n``: ``latents [latent_dim, n * m]``, ``keep [n * m]`` (1.0 for a real latent,
 0.0 for the zero padding of an odd-length stream's last window), state, ``context [k - 1, width]``
 (the conv's look-back: the last output tokens of the previous window; zeros at start), first ->
-  ``audio [C, n * m * hop]`` (lagging the window by m/2 groups and (k - 1) / 2 tokens; at stream
+  ``audio [C, n * m * hop]`` (lagging the window by m/2 frames and (k - 1) / 2 tokens; at stream
   start the first ``start_skip_samples`` are dropped), state, context.
 Decoder flush: state, context -> ``audio [C, (m/2 * stride + (k-1)/2) * patch_size]``, the end.
 """
@@ -32,14 +32,14 @@ from .model import SameAutoencoder, patchify, unpatchify
 def geometry(model: SameAutoencoder) -> dict[str, object]:
     """Stream sizes for the manifest: everything a host needs to drive the graphs."""
     cfg = model.config
-    half = cfg.groups_per_chunk // 2
+    half = cfg.frames_per_chunk // 2
     edge = (cfg.decoder_kernel - 1) // 2
     tail_tokens = half * cfg.stride + edge
     return {
-        "frames_per_chunk": cfg.groups_per_chunk,
-        "chunk_samples": cfg.groups_per_chunk * cfg.hop,
-        "encoder_state_shape": [half, cfg.group_tokens, cfg.encoder.width],
-        "decoder_state_shape": [half, cfg.group_tokens, cfg.decoder.width],
+        "frames_per_chunk": cfg.frames_per_chunk,
+        "chunk_samples": cfg.frames_per_chunk * cfg.hop,
+        "encoder_state_shape": [half, cfg.frame_tokens, cfg.encoder.width],
+        "decoder_state_shape": [half, cfg.frame_tokens, cfg.decoder.width],
         "decoder_context_shape": [cfg.decoder_kernel - 1, cfg.decoder.width],
         "encoder_start_skip_frames": half,
         "encoder_flush_frames": half,
@@ -55,9 +55,9 @@ class EncoderWindow(nn.Module):
 
     def forward(self, audio: torch.Tensor, state: torch.Tensor, first: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
-        groups = m.encoder.embed(patchify(audio[None], m.config.patch_size))
-        # Only the groups' learned tokens are read out: the last block computes nothing else.
-        done, next_state = m.encoder.transformer.step(groups, state[None], first, last_token_only=True)
+        frames = m.encoder.embed(patchify(audio[None], m.config.patch_size))
+        # Only the frames' learned tokens are read out: the last block computes nothing else.
+        done, next_state = m.encoder.transformer.step(frames, state[None], first, last_token_only=True)
         latents = m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)
         return {"latents": latents, "state": next_state[0]}
 
@@ -85,10 +85,12 @@ class DecoderWindow(nn.Module):
         half = dec.transformer.half
         z = dec.from_latent(m.bottleneck.decode(latents.transpose(0, 1))) * keep[:, None]
         done, next_state = dec.transformer.step(dec.embed(z[None]), state[None], first)
-        # At stream start the first m/2 groups are the discarded start copy: zero them so that the
+        # At stream start the first m/2 frames are the discarded start copy: zero them so that the
         # conv sees the whole-sequence model's zero padding before the first real token.
-        keep_start = (1.0 - first).reshape(1, 1, 1, 1)
-        done = torch.cat([done[:, :half] * keep_start, done[:, half:]], dim=1)
+        # One multiply by a per-frame mask (1 - first on those frames, 1 elsewhere), not a slice,
+        # a multiply and a concatenation of the window's whole output.
+        head = (torch.arange(done.shape[1]) < half).to(done.dtype).reshape(1, -1, 1, 1)
+        done = done * (1.0 - first.reshape(1, 1, 1, 1) * head)
         tokens = torch.cat([context[None], dec.output_tokens(done)], dim=1)
         audio = unpatchify(dec.conv(tokens), m.config.channels)[0]
         if m.config.soft_clip:
@@ -123,7 +125,7 @@ def signature_inputs(model: SameAutoencoder, name: str) -> dict[str, torch.Tenso
     chunks = int(size)
     if side == "encode":
         return {"audio": torch.zeros(cfg.channels, chunks * g["chunk_samples"]), "state": state, "first": torch.ones(1)}
-    frames = chunks * cfg.groups_per_chunk
+    frames = chunks * cfg.frames_per_chunk
     return {
         "latents": torch.zeros(cfg.latent_dim, frames),
         "keep": torch.ones(frames),

@@ -15,16 +15,17 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from tqdm import tqdm
 
 from . import __version__
 from .codec import Codec
+from .dataset import FAILURES, FORMATS, UNCAPTIONED, encode_dataset
 from .demo import run_demo
-from .errors import Error, ModelDirError
+from .errors import Error, ModelDirError, Terminated
 from .files import StreamStats, decode_file, encode_file, roundtrip_file, stream_file
 from .graph import MAX_THREADS
 from .manifest import PRECISIONS, SIDES, read_manifest
@@ -35,14 +36,6 @@ from .spectrogram import PLOT_HINT
 DEFAULT_MODEL = DEMO_MODEL_DIR
 EXPORT_HINT = "same-edge export needs the export extra: pip install 'same-edge[export]'"
 PROGRESS_MIN_SECONDS = 10.0
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised where the process is so that every output in progress is discarded."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -199,14 +192,29 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     try:
-        from same_edge_export.convert import export
+        from same_edge_export.convert import FIDELITY_NAME, export
     except ImportError as e:
         raise ModelDirError(f"{EXPORT_HINT} ({e})") from None
-    m, fidelity = export(args.config, args.checkpoint, args.out, args.precision, args.windows,
-                         fidelity_audio_path=args.fidelity_audio, progress=not args.quiet)
+    m = export(args.config, args.checkpoint, args.out, args.precision, args.windows,
+               fidelity_audio_path=args.fidelity_audio, progress=not args.quiet)
+    fidelity = json.loads((Path(args.out) / FIDELITY_NAME).read_text())
     print(f"{args.out}: {m.precision}, encoder {m.encoder.bytes / 1e6:.1f} MB, decoder {m.decoder.bytes / 1e6:.1f} MB; "
           f"SNR vs PyTorch fp32: encoder {fidelity['encoder']['snr_db']:.1f} dB, "
           f"decoder {fidelity['decoder']['snr_db']:.1f} dB")
+
+
+def cmd_encode_dataset(args: argparse.Namespace) -> int:
+    s = encode_dataset(args.input, args.output, model=args.model, workers=args.workers, threads=args.threads,
+                       format=args.format, sample_size=args.sample_size, pad=args.pad, uncaptioned=args.uncaptioned,
+                       downmix=args.downmix, verify=args.verify, overwrite=args.overwrite, ray=args.ray,
+                       progress=not args.quiet)
+    print(f"{s.output}: {s.encoded} encoded, {s.skipped} up to date, {s.failed} failed"
+          + (f", {s.uncaptioned} without caption skipped" if s.format == "sa3" else "")
+          + f" of {s.files} files; {s.audio_seconds / 3600:.2f} h of audio in {s.wall_seconds:.1f} s "
+          f"({s.x_real_time:.1f}x real time, {s.workers} {s.mode} worker(s) x {s.threads} thread(s))")
+    if s.failed:
+        print(f"{s.failed} file(s) failed: see {Path(s.output) / FAILURES}", file=sys.stderr)
+    return 0 if s.failed == 0 else 1
 
 
 def _positive(kind: str, high: int | None = None) -> object:
@@ -287,6 +295,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="music file to measure fidelity on (default: built-in synthetic music)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser(
+        "encode-dataset", help="encode every audio file under a directory (or in a list file): parallel, resumable, "
+                               "locally or on a Ray cluster",
+        description="Encode a whole audio library to latents, mirroring IN's tree in OUT. Re-running finishes "
+                    "an interrupted job and skips what is up to date. Exit status: 0 all done, 1 some files "
+                    "failed (see OUT/failures.jsonl), 2 bad invocation or a full disk, 130 Ctrl-C, 143 SIGTERM.")
+    sp.add_argument("input", type=Path, help="directory of audio files (walked recursively) or a text file listing them")
+    sp.add_argument("output", type=Path, help="output directory")
+    sp.add_argument("--model", type=Path, default=None, help="model directory (default: the bundled demo model)")
+    sp.add_argument("--workers", type=_positive("--workers", 4096), default=None,
+                    help="worker processes or Ray actors, each with its own encoder (default: fill the machine or cluster)")
+    sp.add_argument("--threads", type=_positive("--threads", MAX_THREADS), default=None,
+                    help="LiteRT threads per worker (default: 1; all cores / --workers)")
+    sp.add_argument("--format", choices=FORMATS, default="same-edge",
+                    help="same-edge: .npz latent files; sa3: Stable Audio 3's pre-encoded .npy/.json layout")
+    sp.add_argument("--sample-size", type=_positive("--sample-size"), default=None,
+                    help="sa3: crop each file to its first N samples at the model's rate (like SA3's --sample_size)")
+    sp.add_argument("--pad", action="store_true", help="sa3: also pad shorter files with digital silence to --sample-size")
+    sp.add_argument("--uncaptioned", choices=UNCAPTIONED, default="skip",
+                    help="sa3: files without a caption .txt are skipped (default, as SA3 does) or get an empty prompt")
+    sp.add_argument("--downmix", action="store_true", help="mix files with more than two channels down (else they fail)")
+    sp.add_argument("--verify", action="store_true", help="judge what is up to date by content hash, not size and mtime")
+    sp.add_argument("--overwrite", action="store_true", help="start OUT afresh, even over another model's outputs")
+    sp.add_argument("--ray", metavar="auto|local|ADDRESS", default=None,
+                    help="run on a Ray cluster (needs the cluster extra): auto = the running cluster, "
+                         "local = a private one-machine instance, or the head's address")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_encode_dataset)
     return p
 
 
@@ -301,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)} \
         if hasattr(signal, "SIGHUP") and _main_thread() else {}
     try:
-        args.func(args)
+        code = args.func(args) or 0
         if sys.stdout is not None:
             sys.stdout.flush()
     except (Error, OSError) as e:
@@ -317,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return 0
+    return code
 
 
 def _main_thread() -> bool:

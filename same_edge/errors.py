@@ -6,6 +6,8 @@ line with exit status 2; every other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import signal
+
 
 class Error(Exception):
     """Base class of every error same-edge raises for bad input, files or models."""
@@ -29,3 +31,13 @@ class StreamError(Error, ValueError):
 
 class OutputError(Error, ValueError):
     """The model produced output that is not audio or latents (NaN or Inf), so nothing is written."""
+
+
+class Terminated(BaseException):
+    """A termination signal (SIGTERM, SIGHUP), raised where the process is, so that it unwinds like
+    Ctrl-C: outputs in progress are discarded, finished ones kept. A ``BaseException``, like
+    ``KeyboardInterrupt``, so that no ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

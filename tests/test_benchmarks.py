@@ -29,7 +29,59 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     assert all(r["audio_snr_db"] > 10 for r in fidelity)
     assert [r["minutes"] for r in report["memory"]["rows"]] == [0.25, 0.5]
     assert all(r["cold_s"] > 0 for r in report["load"])
+    profiled = {(r["precision"], r["signature"]) for r in report["profile"]}
+    assert profiled == {(p, f"{side}_{w}") for p in ("fp32", "w8a8") for side in ("encode", "decode") for w in (1, 16)}
+    assert all(r["undelegated"] == [] and r["partitions"] == 1 and 0 < r["fc_ms"] < r["wall_ms"] for r in report["profile"])
     markdown = (out / "results.md").read_text()
-    assert "## Speed" in markdown and "## Memory" in markdown
+    assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
     for plot in ("speed", "streaming", "memory", "fidelity"):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _speed_module():
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("speed")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_interleaved_timing_and_speed_ratios_follow_a_fake_clock():
+    speed = _speed_module()
+    now, calls = [0.0], []
+
+    def work(name: str, seconds: float):
+        def fn():
+            calls.append(name)
+            now[0] += seconds
+        return fn
+
+    fns = {f"{speed.EAGER}|fp32|encode": work("eager-enc", 2.0), f"{speed.EAGER}|fp32|decode": work("eager-dec", 3.0),
+           f"{speed.LITERT}|w8a8|encode": work("w8a8-enc", 0.5), f"{speed.LITERT}|w8a8|decode": work("w8a8-dec", 1.5)}
+    times = speed.interleaved_times(fns, repeats=3, clock=lambda: now[0])
+    # One warm-up round, then rounds that alternate runtimes rather than timing eager first.
+    assert calls == ["eager-enc", "eager-dec", "w8a8-enc", "w8a8-dec"] * 4
+    assert times[f"{speed.LITERT}|w8a8|encode"] == (0.5, 0.0) and times[f"{speed.EAGER}|fp32|decode"] == (3.0, 0.0)
+
+    rows = [{"runtime": speed.EAGER, "precision": "fp32", "threads": 2, "encode_s": 2.0, "decode_s": 3.0,
+             "ceiling_gflops": 100.0},
+            {"runtime": speed.LITERT, "precision": "w8a8", "threads": 2, "encode_s": 0.5, "decode_s": 1.5,
+             "ceiling_gflops": 100.0}]
+    speed.add_ratios(rows, seconds=6.0, gflop={"encode": 20.0, "decode": 10.0})
+    eager, graph = rows
+    assert (eager["encode_vs_eager"], eager["decode_vs_eager"]) == (1.0, 1.0)
+    assert (graph["encode_vs_eager"], graph["decode_vs_eager"]) == (4.0, 2.0)
+    assert (graph["encode_x_realtime"], graph["decode_x_realtime"]) == (12.0, 4.0)
+    # 20 GFLOP per audio second x 6 s in 0.5 s = 240 GFLOP/s against a 100 GFLOP/s ceiling.
+    assert graph["encode_of_ceiling"] == 2.4 and graph["decode_of_ceiling"] == 0.4
+
+
+def test_the_eager_baseline_pruned_like_the_graphs_encodes_the_same_latents(tiny_model, golden):
+    import torch
+
+    audio = torch.from_numpy(golden["audio0"])[None]
+    with torch.no_grad():
+        full, pruned = tiny_model.encode(audio), tiny_model.encode(audio, pruned=True)
+    assert pruned.shape == full.shape and torch.allclose(pruned, full, rtol=0, atol=1e-6)

@@ -49,9 +49,9 @@ def test_batched_encode_equals_one_at_a_time(tiny_model, golden):
 def test_a_block_computing_only_selected_rows_equals_those_rows_of_the_full_block(tiny_model):
     # The exported encoder computes its last block for the read-out tokens only.
     block = tiny_model.encoder.transformer.blocks[-1]
-    chunk = tiny_model.encoder.transformer.m * tiny_model.config.group_tokens
+    chunk = tiny_model.encoder.transformer.frames_per_chunk * tiny_model.config.frame_tokens
     x = torch.randn(3, chunk, tiny_model.config.encoder.width, generator=torch.Generator().manual_seed(0))
-    rows = torch.arange(tiny_model.config.group_tokens - 1, chunk, tiny_model.config.group_tokens)
+    rows = torch.arange(tiny_model.config.frame_tokens - 1, chunk, tiny_model.config.frame_tokens)
     with torch.no_grad():
         assert torch.allclose(block(x, rows), block(x)[:, rows], atol=1e-6)
 
