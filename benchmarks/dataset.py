@@ -30,9 +30,10 @@ import soundfile as sf
 
 from same_edge.dataset import encode_dataset
 from same_edge.graph import available_cores
+from same_edge.manifest import read_manifest
 from same_edge.models import DEMO_MODEL_DIR
 
-SAMPLE_RATE = 44100
+SAMPLE_RATE = read_manifest(DEMO_MODEL_DIR).sample_rate
 
 
 def _music(seconds: float, seed: int) -> np.ndarray:

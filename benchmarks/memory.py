@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from same_edge_export.music import synth_music
+from same_edge_export.music import SAMPLE_RATE, synth_music
 
-SAMPLE_RATE = 44100
 TILE_SECONDS = 60.0
 STREAM_BUDGET_MB = 200  # memory target of any command: the graphs plus this, whatever the input's length
 

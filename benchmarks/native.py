@@ -26,6 +26,7 @@ import numpy as np
 import soundfile as sf
 
 from same_edge import Codec
+from same_edge.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "native"
@@ -149,11 +150,12 @@ def _peak_rss_mb(cmd: list[str]) -> float:
 
 def _roundtrip_rss(build_dir: Path, model_dir: Path, threads: int, minutes: tuple[float, ...]) -> list[dict[str, float]]:
     rows = []
+    rate = read_manifest(model_dir).sample_rate
     with tempfile.TemporaryDirectory() as tmp:
         for m in minutes:
             src = Path(tmp) / f"in-{m}.wav"
-            piece = (_music(44100, 60.0, seed=2).T * 32767).astype(np.int16)
-            with sf.SoundFile(src, "w", 44100, 2, subtype="PCM_16") as f:  # written a minute at a time
+            piece = (_music(rate, 60.0, seed=2).T * 32767).astype(np.int16)
+            with sf.SoundFile(src, "w", rate, 2, subtype="PCM_16") as f:  # written a minute at a time
                 for _ in range(int(m)):
                     f.write(piece)
             t0 = time.perf_counter()

@@ -24,6 +24,7 @@ from same_edge.graph import sha256_file
 from same_edge.manifest import PRECISIONS, read_manifest
 from same_edge.metrics import mel_distance, snr_db
 from same_edge_export.checkpoint import load_model
+from same_edge_export.config import load_config
 from same_edge_export.convert import DEFAULT_WINDOWS, convert_graph, write_model_dir
 from same_edge_export.music import synth_music
 from same_edge_export.random_weights import write_seeded_checkpoint
@@ -81,7 +82,7 @@ def main() -> None:
 
     checkpoint = args.checkpoint or write_seeded_checkpoint(args.config, args.out / "seeded.safetensors", args.seed)
     dirs = export_precisions(args.config, checkpoint, args.out, args.windows)
-    audio = read_audio(args.audio, 44100)[0] if args.audio else synth_music(12.0)
+    audio = read_audio(args.audio, load_config(args.config).sample_rate)[0] if args.audio else synth_music(12.0)
     rows = fidelity_rows(dirs, audio)
     (args.out / "precision_fidelity.json").write_text(json.dumps({"checkpoint": str(checkpoint), "rows": rows}, indent=2) + "\n")
     print(fidelity_table(rows))

@@ -20,22 +20,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dataset import dataset_rows, dataset_table
 from kernels import kernel_rows, kernel_table
-from memory import load_times, peak_rss
+from memory import load_times, peak_rss, stream_memory
 from op_profile import op_table, profile_rows, profile_summary_table
 from plots import plot_all
 from precision_fidelity import export_precisions, fidelity_rows, fidelity_table
 from speed import machine, speed_rows, speed_table, stream_hops, streaming_table
 
+from native import measure as native_measure
+from native import table as native_table
 from same_edge.audio import read_audio
-from same_edge.models import DEMO_MODEL_DIR, SAME_S_CONFIG
+from same_edge.manifest import PRECISIONS
+from same_edge.models import DEMO_MODEL_DIR, SAME_S_CONFIG, demo_clip
+from same_edge_export.config import load_config
 from same_edge_export.music import synth_music
-from same_edge_export.quantize import PRECISIONS
 from same_edge_export.random_weights import write_seeded_checkpoint
 from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
-STAGES = ("kernels", "speed", "streaming", "profile", "fidelity", "memory")
+SAMPLE_RATE = load_config(SAME_S_CONFIG).sample_rate  # the demo model shares it
+STAGES = ("kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "dataset")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -45,9 +50,9 @@ def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
         track = fetch_tracks("heldout", cache)[0]
     except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
         print(f"held-out music unavailable ({e}); using the bundled clip")
-        return "the bundled 10 s clip", read_audio(DEMO_MODEL_DIR / "clip.flac", 44100)[0]
-    audio = read_audio(track, 44100)[0]
-    n = int(seconds * 44100)
+        return "the bundled 10 s clip", read_audio(demo_clip(), SAMPLE_RATE)[0]
+    audio = read_audio(track, SAMPLE_RATE)[0]
+    n = int(seconds * SAMPLE_RATE)
     start = min(audio.shape[1] // 4, audio.shape[1] - n)
     return f"{seconds:.0f} s of held-out music ({track.name})", np.ascontiguousarray(audio[:, start : start + n])
 
@@ -100,7 +105,7 @@ def main() -> None:
     if "speed" in args.stages:
         _stage("offline speed against PyTorch eager")
         audio = synth_music(5.94)
-        report["speed"] = {"audio_seconds": audio.shape[1] / 44100,
+        report["speed"] = {"audio_seconds": audio.shape[1] / SAMPLE_RATE,
                            "rows": speed_rows(args.config, same_s, audio, [1, 2], args.repeats,
                                               _fp32_kernel_gflops(report.get("kernels", [])))}
 
@@ -130,6 +135,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
             report["memory"] = {"precision": DEFAULT_PRECISION, "graphs_mb": graphs_mb,
                                 "rows": [peak_rss(dirs[DEFAULT_PRECISION], m, Path(tmp), 2) for m in args.minutes]}
+            # `same-edge stream` (window 1, one-hop blocks) on the bundled model: flat, within graphs + 200 MB
+            report["stream_memory"] = stream_memory(DEMO_MODEL_DIR, args.minutes, Path(tmp), 2)
+
+    if "native" in args.stages:  # needs `make native`
+        _stage("libsame_edge against the Python runtime, the bundled model")
+        report["native"] = native_measure(DEMO_MODEL_DIR, threads=2, calls=20 if args.quick else 60,
+                                          minutes=tuple(args.minutes[:1] + args.minutes[-1:]))
+
+    if "dataset" in args.stages:
+        _stage("encode-dataset: workers, Ray, many short files against one long one")
+        report["dataset"] = dataset_rows(DEMO_MODEL_DIR, args.work / "dataset", short_files=20 if args.quick else 500,
+                                         repeats=1 if args.quick else 3)
 
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
@@ -166,6 +183,15 @@ def render(report: dict) -> str:
               "| input minutes | encode peak RSS MB | decode peak RSS MB | encode s | decode s |", "|---|---|---|---|---|"]
     parts += [f"| {r['minutes']:g} | {r['encode_peak_mb']:.0f} | {r['decode_peak_mb']:.0f} | {r['encode_s']:.0f} | "
               f"{r['decode_s']:.0f} |" for r in mem["rows"]]
+    if report.get("stream_memory"):
+        sm = report["stream_memory"]
+        parts += [f"\n## Memory: `same-edge stream` on the bundled model ({sm['graphs_mb']:.1f} MB of graphs; "
+                  f"target {sm['target_mb']:.0f} MB), 2 threads\n", "| input minutes | peak RSS MB |", "|---|---|"]
+        parts += [f"| {r['minutes']:g} | {r['stream_peak_mb']:.0f} |" for r in sm["rows"]]
+    if report.get("native"):
+        parts += ["\n## Native library against the Python runtime\n", native_table(report["native"])]
+    if report.get("dataset"):
+        parts += ["\n## Dataset encoding (`same-edge encode-dataset`)\n", dataset_table(report["dataset"])]
     return "\n".join(parts) + "\n"
 
 

@@ -26,6 +26,7 @@ from same_edge import Codec
 from same_edge.models import SAME_S_CONFIG
 from same_edge_export.checkpoint import load_model
 from same_edge_export.config import SameConfig
+from same_edge_export.music import SAMPLE_RATE as MUSIC_RATE
 from same_edge_export.music import synth_music
 
 PRECISIONS = ("fp32", "w16a32", "w8a32", "w8a8", "w4a8")
@@ -124,8 +125,8 @@ def speed_rows(config: Path, models: Path, audio: np.ndarray, threads_list: list
 
     Eager encodes with the same pruning as the graphs (the encoder's last block computes only the
     read-out tokens), and its repeats are interleaved with the graphs' (``interleaved_times``)."""
-    seconds = audio.shape[1] / 44100
     model = load_model(config, models / "seeded.safetensors")
+    seconds = audio.shape[1] / model.config.sample_rate
     gflop = {side: gflop_per_audio_second(model.config, side) for side in ("encode", "decode")}
     with torch.no_grad():
         latents = model.encode(torch.from_numpy(audio)[None], pruned=True)
@@ -201,7 +202,7 @@ def main() -> None:
     streaming = [stream_hops(args.models / pr, max(args.threads)) for pr in PRECISIONS
                  if (args.models / pr / "manifest.json").is_file()]
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine(), "audio_seconds": audio.shape[1] / 44100, "repeats": args.repeats, "rows": rows,
+    report = {"machine": machine(), "audio_seconds": audio.shape[1] / MUSIC_RATE, "repeats": args.repeats, "rows": rows,
               "streaming": streaming}
     (args.out / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['machine']}; {report['audio_seconds']:.2f} s of music per call, median of {args.repeats}\n")

@@ -48,6 +48,13 @@ class LatentFile:
     header: LatentHeader
 
 
+def _member(name: str) -> zipfile.ZipInfo:
+    """A member dated 1980-01-01 (the zip epoch): the same latents give the same file, byte for byte."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def _check_suffix(path: Path) -> None:
     if path.suffix.lower() != SUFFIX:
         raise LatentFileError(f"latent files are {SUFFIX}, got {path.name}")
@@ -87,13 +94,13 @@ class LatentWriter:
                 raise LatentFileError("LatentWriter.header must be set before close")
             self._frames.close()
             with zipfile.ZipFile(self._out.path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                with zf.open(LATENTS_MEMBER, "w", force_zip64=True) as member, \
+                with zf.open(_member(LATENTS_MEMBER), "w", force_zip64=True) as member, \
                         open(self._frames_tmp.path, "rb") as frames:  # type: ignore[arg-type]
                     header = {"descr": "<f4", "fortran_order": True, "shape": (self.latent_dim, self.frames)}
                     np.lib.format.write_array_header_2_0(member, header)
                     shutil.copyfileobj(frames, member, 1 << 20)
                 for key, value in asdict(self.header).items():
-                    with zf.open(f"{key}.npy", "w") as member:
+                    with zf.open(_member(f"{key}.npy"), "w") as member:
                         np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
         except BaseException:
             self.abort()

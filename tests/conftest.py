@@ -16,6 +16,9 @@ TINY_CONFIG = TINY / "model_config.json"
 TINY_CHECKPOINT = TINY / "model.safetensors"
 SAME_S_CONFIG = Path(__file__).parent.parent / "models" / "same-s" / "model_config.json"
 GOLDEN_CASES = (0, 1, 2)
+# fp32 graphs against the PyTorch model and the official golden outputs, max |error| / max |ref|:
+# measured 1.3e-7 to 1.0e-6 (tiny fixture); held to 10x that.
+GRAPH_TOLERANCE = 1e-5
 TEST_WINDOWS = (1, 2)  # small windows keep the tiny exports quick; 2 still exercises window choice
 
 try:  # the fuzz tests' fixed budget: the same examples on every run (no example database, no timing flakes)

@@ -158,3 +158,12 @@ def test_a_member_whose_zip_directory_misstates_its_inflated_size_is_refused(tmp
             pass
     with pytest.raises(LatentFileError):
         load_latents(path)
+
+
+def test_the_same_latents_give_the_same_file_byte_for_byte(tmp_path):
+    import time
+
+    save_latents(tmp_path / "a.npz", _latents(), HEADER)
+    time.sleep(2.1)  # the zip format stores times in 2-second steps
+    save_latents(tmp_path / "b.npz", _latents(), HEADER)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()

@@ -300,99 +300,101 @@ static double percentile(double *v, size_t n, double q) { /* numpy's default (li
   return i + 1 < n ? v[i] + (v[i + 1] - v[i]) * f : v[i];
 }
 
-/* Encoder into decoder, output trimmed to the input length (as same_edge/cli.py _stream_through). */
+/* The state of one encoder-into-decoder run: what was pushed, written and timed. */
+typedef struct {
+  se_stream *enc, *dec;
+  writer *out;
+  buffer z, y;
+  double *times, t_total;
+  size_t nblocks, cap_t;
+  long long total, emitted;
+} stream_run;
+
+/* Push one piece of audio through encoder and decoder, time it, and write the output that is due
+   (trimmed to the input length: decoding covers whole frames, the input ends mid-frame). */
+static void run_piece(stream_run *s, const float *p, size_t len) {
+  s->total += (long long)len;
+  double t0 = now();
+  size_t nz = push(s->enc, p, len, &s->z);
+  size_t ny = push(s->dec, s->z.data, nz, &s->y);
+  double dt = now() - t0;
+  s->t_total += dt;
+  if (s->nblocks == s->cap_t) {
+    double *grown = realloc(s->times, (s->cap_t *= 2) * sizeof(double));
+    if (!grown) die("out of memory");
+    s->times = grown;
+  }
+  s->times[s->nblocks++] = dt;
+  if ((long long)ny > s->total - s->emitted) ny = (size_t)(s->total - s->emitted);
+  writer_write(s->out, s->y.data, ny);
+  s->emitted += (long long)ny;
+}
+
+/* Encoder into decoder, output trimmed to the input length (as same_edge.files.stream_through). */
 static void stream_through(const args *a, se_model *m, int largest_window, size_t piece, int report) {
   reader r;
   writer w;
   int ch = se_model_channels(m), dim = se_model_latent_dim(m), rate = se_model_sample_rate(m);
   reader_open(&r, a->input, ch, rate, a->downmix);
   writer_open(&w, a->output, rate, ch);
-  se_stream *enc, *dec;
-  if (se_encoder_create(m, largest_window, &enc) != SE_OK || se_decoder_create(m, largest_window, &dec) != SE_OK)
+  stream_run s = {.out = &w, .z = {NULL, 0, dim}, .y = {NULL, 0, ch}, .cap_t = 1024};
+  if (se_encoder_create(m, largest_window, &s.enc) != SE_OK || se_decoder_create(m, largest_window, &s.dec) != SE_OK)
     die("%s", se_model_error(m));
-  buffer z = {NULL, 0, dim}, y = {NULL, 0, ch}, y2 = {NULL, 0, ch}, carry = {NULL, 0, ch};
-  size_t ncarry = 0, nblocks = 0, cap_t = 1024;
-  double *times = xmalloc(cap_t * sizeof(double)), t_total = 0;
-  long long total = 0, emitted = 0;
+  s.times = xmalloc(s.cap_t * sizeof(double));
+  buffer y2 = {NULL, 0, ch}, carry = {NULL, 0, ch};
+  size_t ncarry = 0;
   const float *data;
   size_t n;
-  int more = 1;
-  while (more) {
-    n = reader_next(&r, &data);
-    if (!n) break;
+  while ((n = reader_next(&r, &data))) {
     /* Pieces of `piece` frames (0: the reader's blocks as they come). */
     size_t off = 0;
     while (off < n) {
-      const float *p;
-      size_t len;
-      if (!piece) p = data, len = n, off = n;
-      else {
-        size_t take = piece - ncarry < n - off ? piece - ncarry : n - off;
-        room(&carry, piece);
-        memcpy(carry.data + ncarry * (size_t)ch, data + off * (size_t)ch, take * (size_t)ch * sizeof(float));
-        ncarry += take, off += take;
-        if (ncarry < piece) break;
-        p = carry.data, len = piece, ncarry = 0;
+      if (!piece) {
+        run_piece(&s, data, n);
+        break;
       }
-      total += (long long)len;
-      double t0 = now();
-      size_t nz = push(enc, p, len, &z);
-      size_t ny = push(dec, z.data, nz, &y);
-      double dt = now() - t0;
-      t_total += dt;
-      if (nblocks == cap_t) times = realloc(times, (cap_t *= 2) * sizeof(double));
-      if (!times) die("out of memory");
-      times[nblocks++] = dt;
-      if ((long long)ny > total - emitted) ny = (size_t)(total - emitted);
-      writer_write(&w, y.data, ny);
-      emitted += (long long)ny;
+      size_t take = piece - ncarry < n - off ? piece - ncarry : n - off;
+      room(&carry, piece);
+      memcpy(carry.data + ncarry * (size_t)ch, data + off * (size_t)ch, take * (size_t)ch * sizeof(float));
+      ncarry += take, off += take;
+      if (ncarry < piece) break;
+      run_piece(&s, carry.data, piece);
+      ncarry = 0;
     }
   }
-  if (piece && ncarry) { /* the last, short piece */
-    total += (long long)ncarry;
-    double t0 = now();
-    size_t nz = push(enc, carry.data, ncarry, &z);
-    size_t ny = push(dec, z.data, nz, &y);
-    double dt = now() - t0;
-    t_total += dt;
-    if (nblocks == cap_t) times = realloc(times, (cap_t *= 2) * sizeof(double));
-    if (!times) die("out of memory");
-    times[nblocks++] = dt;
-    if ((long long)ny > total - emitted) ny = (size_t)(total - emitted);
-    writer_write(&w, y.data, ny);
-    emitted += (long long)ny;
-  }
-  size_t nz = flush(enc, &z);
-  size_t ny = push(dec, z.data, nz, &y);
-  size_t ny2 = flush(dec, &y2);
-  room(&y, ny + ny2);
-  memcpy(y.data + ny * (size_t)ch, y2.data, ny2 * (size_t)ch * sizeof(float));
+  if (piece && ncarry) run_piece(&s, carry.data, ncarry); /* the last, short piece */
+  size_t nz = flush(s.enc, &s.z);
+  size_t ny = push(s.dec, s.z.data, nz, &s.y);
+  size_t ny2 = flush(s.dec, &y2);
+  room(&s.y, ny + ny2);
+  memcpy(s.y.data + ny * (size_t)ch, y2.data, ny2 * (size_t)ch * sizeof(float));
   ny += ny2;
-  if ((long long)ny > total - emitted) ny = (size_t)(total - emitted);
-  writer_write(&w, y.data, ny);
+  if ((long long)ny > s.total - s.emitted) ny = (size_t)(s.total - s.emitted);
+  writer_write(&w, s.y.data, ny);
   writer_close(&w);
   reader_close(&r);
-  double secs = (double)total / rate;
+  double secs = (double)s.total / rate;
   printf("%s: %.2f s\n", a->output, secs);
   if (report) {
-    double *ms = xmalloc(nblocks * sizeof(double) + 1);
+    double *ms = xmalloc(s.nblocks * sizeof(double) + 1);
     size_t slow = 0;
     double budget = (double)piece / rate * 1e3;
-    for (size_t i = 0; i < nblocks; i++) ms[i] = times[i] * 1e3, slow += ms[i] > budget;
-    qsort(ms, nblocks, sizeof(double), cmp_double);
-    printf("streamed %.2f s in %zu blocks of %zu samples (%.1f ms each): %.1fx real time on %d thread(s)\n", secs, nblocks,
-           piece, budget, secs / (t_total > 0 ? t_total : 1e-9), se_model_threads(m));
+    for (size_t i = 0; i < s.nblocks; i++) ms[i] = s.times[i] * 1e3, slow += ms[i] > budget;
+    qsort(ms, s.nblocks, sizeof(double), cmp_double);
+    printf("streamed %.2f s in %zu blocks of %zu samples (%.1f ms each): %.1fx real time on %d thread(s)\n", secs,
+           s.nblocks, piece, budget, secs / (s.t_total > 0 ? s.t_total : 1e-9), se_model_threads(m));
     printf("compute per block: p50 %.1f ms, p99 %.1f ms, max %.1f ms; %zu block(s) slower than real time\n",
-           percentile(ms, nblocks, 50), percentile(ms, nblocks, 99), nblocks ? ms[nblocks - 1] : 0.0, slow);
+           percentile(ms, s.nblocks, 50), percentile(ms, s.nblocks, 99), s.nblocks ? ms[s.nblocks - 1] : 0.0, slow);
     double le = 1e3 * se_model_encoder_latency_samples(m) / rate, ld = 1e3 * se_model_decoder_latency_samples(m) / rate;
     printf("algorithmic latency: %.0f ms encoder + %.0f ms decoder = %.0f ms\n", le, ld, le + ld);
     free(ms);
   } else {
-    printf("%.1fx real time (encode + decode) on %d thread(s)\n", secs / (t_total > 0 ? t_total : 1e-9), se_model_threads(m));
+    printf("%.1fx real time (encode + decode) on %d thread(s)\n", secs / (s.t_total > 0 ? s.t_total : 1e-9),
+           se_model_threads(m));
   }
-  free(times), free(z.data), free(y.data), free(y2.data), free(carry.data);
-  se_stream_free(enc);
-  se_stream_free(dec);
+  free(s.times), free(s.z.data), free(s.y.data), free(y2.data), free(carry.data);
+  se_stream_free(s.enc);
+  se_stream_free(s.dec);
 }
 
 static void cmd_encode(const args *a) {
