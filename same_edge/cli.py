@@ -36,6 +36,7 @@ from .spectrogram import PLOT_HINT
 DEFAULT_MODEL = DEMO_MODEL_DIR
 EXPORT_HINT = "same-edge export needs the export extra: pip install 'same-edge[export]'"
 PROGRESS_MIN_SECONDS = 10.0
+_RESUME_HINT = {"encode-dataset": "; a re-run finishes the rest"}  # commands whose finished outputs survive a stop
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -346,10 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"error: {text}")
         return 2
     except KeyboardInterrupt:
-        _error("interrupted")
+        _error(f"interrupted{_RESUME_HINT.get(args.command, '')}")
         return 130
     except Terminated as e:
-        _error(f"stopped by {e}")
+        _error(f"stopped by {e}{_RESUME_HINT.get(args.command, '')}")
         return 128 + e.signum
     finally:
         for s, handler in previous.items():

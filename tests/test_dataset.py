@@ -27,7 +27,6 @@ from same_edge.dataset import (
     SILENCE,
     audio_extensions,
     encode_dataset,
-    main,
     padding_mask,
 )
 from same_edge.latents import load_latents
@@ -75,7 +74,13 @@ def _library(root: Path, n: int = 4, bad: bool = False) -> list[Path]:
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
+    """``same-edge encode-dataset ARGV`` in process: its exit status, stdout and stderr."""
+    from same_edge.cli import main
+
+    try:
+        rc = main(["encode-dataset", *(str(a) for a in argv)])
+    except SystemExit as stop:  # argparse's usage errors
+        rc = stop.code
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -395,11 +400,11 @@ def test_an_unwritable_output_is_refused(tmp_path, model, capsys):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--workers", "0"], "workers must be at least 1"),
-    (["--threads", "0"], "threads must be at least 1"),
+    (["--workers", "0"], "--workers must be from 1 to"),
+    (["--threads", "0"], "--threads must be from 1 to 256"),
     (["--sample-size", "4096"], "apply to format 'sa3' only"),
     (["--format", "sa3", "--pad"], "pad needs a sample_size"),
-    (["--format", "sa3", "--sample-size", "0"], "sample_size must be at least 1"),
+    (["--format", "sa3", "--sample-size", "0"], "--sample-size must be at least 1"),
     (["--model", "/nonexistent-model"], "/nonexistent-model"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, model, capsys, argv, match):
