@@ -28,7 +28,7 @@ from .demo import run_demo
 from .errors import Error, ModelDirError, Terminated
 from .files import StreamStats, decode_file, encode_file, roundtrip_file, stream_file
 from .graph import MAX_THREADS
-from .manifest import PRECISIONS, SIDES, read_manifest
+from .manifest import MANIFEST_NAME, PRECISIONS, SIDES, read_manifest
 from .metrics import Quality
 from .models import DEMO_MODEL_DIR
 from .spectrogram import PLOT_HINT
@@ -47,7 +47,7 @@ def _model_dir(given: Path | None) -> Path:
     """The model directory named on the command line, else the bundled demo model."""
     if given is not None:
         return given
-    if not (DEFAULT_MODEL / "manifest.json").is_file():
+    if not (DEFAULT_MODEL / MANIFEST_NAME).is_file():
         raise ModelDirError("no model given and no bundled demo model is installed; "
                             "name a directory written by `same-edge export`")
     return DEFAULT_MODEL

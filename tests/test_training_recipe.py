@@ -80,7 +80,7 @@ def test_crops_are_tilted_both_brighter_and_duller():
 def test_per_position_decoder_tokens_start_distinct():
     model = init_for_training(SameAutoencoder(load_config(DEMO_CONFIG)))
     tokens = model.decoder.output_token[0].detach()
-    assert tokens.shape == (16, model.decoder.output_token.shape[-1])  # one per patch of a group
+    assert tokens.shape == (16, model.decoder.output_token.shape[-1])  # one per patch of a frame
     assert float(torch.cdist(tokens, tokens).add(torch.eye(16)).min()) > 0.1
 
 

@@ -90,7 +90,7 @@ def init_for_training(model: SameAutoencoder) -> SameAutoencoder:
                 block.ff.down.bias.zero_()
             side.output_token.normal_(0.0, 1e-5)
         # Per-position decoder tokens (``variable_stride: false``) start distinct: identical tokens
-        # leave RoPE alone to tell a group's 16 patches apart, and a tone that spans patches comes out
+        # leave RoPE alone to tell a frame's 16 patches apart, and a tone that spans patches comes out
         # as tones at the patch rate (360-step probes: bass mel error 0.38 against 0.49).
         if model.decoder.output_token.shape[1] > 1:
             model.decoder.output_token.normal_(0.0, 0.02)
