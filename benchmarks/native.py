@@ -155,9 +155,11 @@ def _roundtrip_rss(build_dir: Path, model_dir: Path, threads: int, minutes: tupl
         for m in minutes:
             src = Path(tmp) / f"in-{m}.wav"
             piece = (_music(rate, 60.0, seed=2).T * 32767).astype(np.int16)
+            whole, rest = divmod(int(round(m * 60 * rate)), piece.shape[0])
             with sf.SoundFile(src, "w", rate, 2, subtype="PCM_16") as f:  # written a minute at a time
-                for _ in range(int(m)):
+                for _ in range(whole):
                     f.write(piece)
+                f.write(piece[:rest])
             t0 = time.perf_counter()
             rss = _peak_rss_mb([str(build_dir / "same-edge-native"), "roundtrip", str(src), str(Path(tmp) / "out.wav"),
                                 "--model", str(model_dir), "--threads", str(threads)])

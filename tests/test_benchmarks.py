@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import TINY_CONFIG
-from same_edge_export.quantize import PRECISIONS
+from same_edge.manifest import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,8 +32,15 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     profiled = {(r["precision"], r["signature"]) for r in report["profile"]}
     assert profiled == {(p, f"{side}_{w}") for p in ("fp32", "w8a8") for side in ("encode", "decode") for w in (1, 16)}
     assert all(r["undelegated"] == [] and r["partitions"] == 1 and 0 < r["fc_ms"] < r["wall_ms"] for r in report["profile"])
+    assert [r["minutes"] for r in report["stream_memory"]["rows"]] == [0.25, 0.5]
+    assert all(r["stream_peak_mb"] > 0 for r in report["stream_memory"]["rows"])
+    native = report["native"]
+    assert all(native[side]["encode_x_realtime"] > 0 for side in ("native", "python"))
+    assert [r["minutes"] for r in native["roundtrip_rss"]] == [0.25, 0.5]
+    assert {r["layout"] for r in report["dataset"]["rows"]} >= {"1 worker x 1 thread"}
     markdown = (out / "results.md").read_text()
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
+    assert "## Native library" in markdown and "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
     for plot in ("speed", "streaming", "memory", "fidelity"):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
