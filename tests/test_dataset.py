@@ -257,9 +257,12 @@ def _wait_gone(pids: list[int], timeout: float = 30) -> None:
 
 def _start_slow_run(tmp_path: Path, model: Path, slow: float) -> subprocess.Popen:
     env = {**os.environ, FAULTS_ENV: json.dumps({"slow_s": slow})}
+    # A job started in the background by a shell inherits SIGINT ignored (and Python keeps it so):
+    # give the child the default disposition, as a terminal's foreground job has.
     return subprocess.Popen([sys.executable, "-m", "same_edge", "encode-dataset", str(tmp_path / "in"), str(tmp_path / "out"),
                              "--model", str(model), "--workers", "1", "--threads", "1", "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_records(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
