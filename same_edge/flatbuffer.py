@@ -30,12 +30,12 @@ class GraphFileError(ValueError):
 class _Reader:
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
-        self.n = len(buf)
+        self.size = len(buf)
         self._vtables: dict[int, tuple[int, tuple[int, ...]]] = {}  # flatbuffers share vtables: check each once
 
     def need(self, pos: int, size: int, what: str) -> None:
-        if pos < 0 or size < 0 or pos + size > self.n:
-            raise GraphFileError(f"{what} at byte {pos} runs past the end of the file ({self.n} bytes)")
+        if pos < 0 or size < 0 or pos + size > self.size:
+            raise GraphFileError(f"{what} at byte {pos} runs past the end of the file ({self.size} bytes)")
 
     def u32(self, pos: int, what: str) -> int:
         self.need(pos, 4, what)
@@ -61,7 +61,7 @@ class _Reader:
 
 class _Table:
     def __init__(self, reader: _Reader, pos: int, offsets: tuple[int, ...], what: str) -> None:
-        self.r, self.pos, self.offsets, self.what = reader, pos, offsets, what
+        self.reader, self.pos, self.offsets, self.what = reader, pos, offsets, what
 
     def _field(self, i: int) -> int:
         return self.offsets[i] if i < len(self.offsets) else 0
@@ -70,46 +70,46 @@ class _Table:
         off = self._field(i)
         if not off:
             return default
-        self.r.need(self.pos + off, struct.calcsize(fmt), f"{self.what} field {i}")
-        return struct.unpack_from("<" + fmt, self.r.buf, self.pos + off)[0]
+        self.reader.need(self.pos + off, struct.calcsize(fmt), f"{self.what} field {i}")
+        return struct.unpack_from("<" + fmt, self.reader.buf, self.pos + off)[0]
 
     def _target(self, i: int) -> int | None:
         off = self._field(i)
         if not off:
             return None
         at = self.pos + off
-        return at + self.r.u32(at, f"{self.what} field {i}")
+        return at + self.reader.u32(at, f"{self.what} field {i}")
 
     def vector(self, i: int, item_size: int) -> tuple[int, int] | None:
         """(start of items, count) of a vector field, bounds-checked; None where absent."""
         at = self._target(i)
         if at is None:
             return None
-        count = self.r.u32(at, f"{self.what} field {i}")
-        self.r.need(at + 4, count * item_size, f"{self.what} field {i} ({count} items)")
+        count = self.reader.u32(at, f"{self.what} field {i}")
+        self.reader.need(at + 4, count * item_size, f"{self.what} field {i} ({count} items)")
         return at + 4, count
 
     def ints(self, i: int, dtype: str = "<i4") -> np.ndarray:
         v = self.vector(i, np.dtype(dtype).itemsize)
-        return np.zeros(0, dtype) if v is None else np.frombuffer(self.r.buf, dtype, v[1], v[0])
+        return np.zeros(0, dtype) if v is None else np.frombuffer(self.reader.buf, dtype, v[1], v[0])
 
     def string(self, i: int) -> bytes | None:
         v = self.vector(i, 1)
         if v is None:
             return None
-        self.r.need(v[0] + v[1], 1, f"{self.what} field {i}'s terminator")
-        return self.r.buf[v[0] : v[0] + v[1]]
+        self.reader.need(v[0] + v[1], 1, f"{self.what} field {i}'s terminator")
+        return self.reader.buf[v[0] : v[0] + v[1]]
 
     def table(self, i: int, what: str) -> _Table | None:
         at = self._target(i)
-        return None if at is None else self.r.table(at, f"{self.what}.{what}")
+        return None if at is None else self.reader.table(at, f"{self.what}.{what}")
 
     def tables(self, i: int, what: str) -> list[_Table]:
         v = self.vector(i, 4)
         if v is None:
             return []
         start, count = v
-        return [self.r.table(start + 4 * k + self.r.u32(start + 4 * k, what), f"{what}[{k}]") for k in range(count)]
+        return [self.reader.table(start + 4 * k + self.reader.u32(start + 4 * k, what), f"{what}[{k}]") for k in range(count)]
 
 
 def _in_range(values: np.ndarray | list[int], low: int, high: int, what: str) -> None:
@@ -137,7 +137,7 @@ def verify_tflite(buf: bytes) -> None:
     for i, b in enumerate(buffers):
         b.vector(0, 1)
         offset, size = b.scalar(1, "Q"), b.scalar(2, "Q")
-        if offset > 1 and offset + size > r.n:  # large models keep weights past the flatbuffer
+        if offset > 1 and offset + size > r.size:  # large models keep weights past the flatbuffer
             raise GraphFileError(f"buffer {i} ({size} bytes at {offset}) runs past the end of the file")
     subgraphs = model.tables(2, "subgraphs")
     if not subgraphs:
@@ -178,7 +178,7 @@ def verify_tflite(buf: bytes) -> None:
             op.vector(7, 1)
             _in_range(op.ints(8), -1, n, f"{op.what} intermediates")
             large_offset, large_size = op.scalar(9, "Q"), op.scalar(10, "Q")
-            if large_offset > 1 and large_offset + large_size > r.n:
+            if large_offset > 1 and large_offset + large_size > r.size:
                 raise GraphFileError(f"{op.what}'s custom options run past the end of the file")
             op.table(12, "builtin_options_2")
         sg.string(4)
