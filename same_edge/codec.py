@@ -56,6 +56,8 @@ class _Stream:
     Pending input is less than one chunk's worth, held in a buffer the stream owns; whole
     windows are run straight from the caller's array within ``push``."""
 
+    _nonfinite_message = ""  # the OutputError of a window that returned NaN or Inf, per direction
+
     def __init__(self, codec: Codec, side: str, largest_window: int | None, rows_in: int, rows_out: int,
                  what: str, unit: int) -> None:
         self._codec = codec
@@ -181,8 +183,6 @@ class _Stream:
         if not np.isfinite(y).all():
             raise OutputError(self._nonfinite_message)
         return y
-
-    _nonfinite_message = ""
 
     def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
         """Run one ``w``-chunk window on ``columns``; carry the state; return its output."""
