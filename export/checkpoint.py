@@ -26,7 +26,7 @@ import torch
 from same_edge.errors import Error
 
 from .config import SameConfig, load_config
-from .model import SameAutoencoder, rope_inv_freq
+from .model import SameAutoencoder, pair_major_rows, rope_inv_freq
 
 FULL_CHECKPOINT_PREFIX = "pretransform.model."
 
@@ -108,19 +108,21 @@ def _fuse_weight_norm(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return g * v / norm
 
 
-# The attention projection's five row blocks: official order [q, k, v, q2, k2]; ours [q, q2, k, k2, v]
-# (see ``model.DifferentialAttention``: contiguous blocks for the query, key and value projections).
-_QKV_FROM_OFFICIAL = (0, 3, 1, 4, 2)
-_QKV_TO_OFFICIAL = (0, 2, 4, 1, 3)
+def qkv_rows_from_official(width: int, head_dim: int) -> torch.Tensor:
+    """For each row of our attention projection, its row in the official one.
+
+    Official: five row blocks [q, k, v, q2, k2], each in per-head order. Ours (see
+    ``model.DifferentialAttention``): [q, q2, k, k2, v], the first four in pair-major order.
+    """
+    official_block = (0, 3, 1, 4, 2)  # ours q, q2, k, k2, v
+    inside = pair_major_rows(width // head_dim, head_dim)
+    return torch.cat([official_block[i] * width + (inside if i < 4 else torch.arange(width)) for i in range(5)])
 
 
-def _reorder_qkv(w: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
-    """Permute the five row blocks of a [5 * width, width] weight (other shapes pass unchanged, for
-    the shape check to report)."""
-    if w.ndim != 2 or w.shape[0] % 5:
-        return w
-    blocks = w.chunk(5, dim=0)
-    return torch.cat([blocks[i] for i in order], dim=0)
+def _reorder_qkv(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``w[rows]`` for a [5 * width, width] weight (other shapes pass unchanged, for the shape check
+    to report)."""
+    return w[rows] if w.ndim == 2 and w.shape[0] == rows.numel() else w
 
 
 def _conv_to_linear(w: torch.Tensor) -> torch.Tensor:
@@ -159,7 +161,8 @@ def _translate(
                                          f"(head_dim {head_dim}, base 10000)")
             elif module in _BLOCK_KEYS:
                 if module == "self_attn.to_qkv":
-                    value = _reorder_qkv(value, _QKV_FROM_OFFICIAL)
+                    t = getattr(cfg, side)
+                    value = _reorder_qkv(value, qkv_rows_from_official(t.width, t.head_dim))
                 ours[f"{side}.transformer.blocks.{m.group(2)}.{_BLOCK_KEYS[module]}.{param}"] = value
             else:
                 unknown.append(key)
@@ -241,7 +244,8 @@ def official_state_dict(model: SameAutoencoder) -> dict[str, torch.Tensor]:
             out[f"{prefix}.mapping.weight_g"] = norm
             out[f"{prefix}.mapping.weight_v"] = w
         elif key.endswith(".attn.qkv.weight"):
-            out[_official_name(key)] = _reorder_qkv(value, _QKV_TO_OFFICIAL)
+            t = cfg.encoder if key.startswith("encoder") else cfg.decoder
+            out[_official_name(key)] = _reorder_qkv(value, torch.argsort(qkv_rows_from_official(t.width, t.head_dim)))
         else:
             out[_official_name(key)] = value
     for side, prefix in _SIDES.items():

@@ -45,10 +45,10 @@ def rope_inv_freq(head_dim: int) -> torch.Tensor:
 
 def rope_tables(positions: torch.Tensor, head_dim: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position constants ``(C, S)`` [len(positions), head_dim] of the partial rotary embedding
-    written as ``t * C + swap_pairs(t) * S`` (see ``swap_pairs``), times ``scale``.
+    written as ``t * C + partner(t) * S``, times ``scale``, in a head's official dim order.
 
     A head's dims are [r1, r2, p1, p2] (quarters): r1/r2 are rotated as pairs, p1/p2 pass through.
-    rotate-half gives ``[r1 cos - r2 sin, r2 cos + r1 sin, p1, p2]``; with ``swap_pairs(t) =
+    rotate-half gives ``[r1 cos - r2 sin, r2 cos + r1 sin, p1, p2]``; with ``partner(t) =
     [r2, r1, p2, p1]`` that is ``C = [cos, cos, 1, 1]`` and ``S = [-sin, sin, 0, 0]``.
     """
     angles = positions.to(torch.float32)[:, None] * rope_inv_freq(head_dim)[None, :]  # [n, head_dim // 4]
@@ -58,11 +58,33 @@ def rope_tables(positions: torch.Tensor, head_dim: int, scale: float = 1.0) -> t
     return c * scale, s * scale
 
 
-def swap_pairs(t: torch.Tensor) -> torch.Tensor:
-    """[..., head_dim] with quarters [a, b, c, d] -> [b, a, d, c]: one slice pair and a concatenation
-    over the whole tensor (the rotary embedding's partner of every dim)."""
-    quarters = t.reshape(-1, 2, t.shape[-1] // 4)
-    return torch.cat([quarters[:, 1:], quarters[:, :1]], dim=1).reshape(t.shape)
+def partner(t: torch.Tensor) -> torch.Tensor:
+    """[..., head_dim] in a head's official order [r1, r2, p1, p2] -> [r2, r1, p2, p1]."""
+    quarters = t.reshape(*t.shape[:-1], 2, 2, t.shape[-1] // 4)
+    return quarters.flip(-2).reshape(t.shape)
+
+
+def pair_major_rows(heads: int, head_dim: int) -> torch.Tensor:
+    """The pair-major order of one projection's ``heads * head_dim`` rows, as indices into the
+    official per-head order ([r1, r2, p1, p2] quarters within each head).
+
+    Pair-major is ``[pair][half][head][j]``: pair 0 holds every head's r1 then every head's p1,
+    pair 1 every r2 then every p2. A dim's rotary partner then sits at the same offset in the other
+    pair, half a projection away, so the partner of every dim is two long contiguous blocks.
+    """
+    quarter = head_dim // 4
+    pair, half, head, j = torch.meshgrid(torch.arange(2), torch.arange(2), torch.arange(heads), torch.arange(quarter),
+                                         indexing="ij")
+    return (head * head_dim + (2 * half + pair) * quarter + j).reshape(-1)
+
+
+def _pair_major(table: torch.Tensor, heads: int) -> torch.Tensor:
+    """A per-head table [n, head_dim] (official dim order) -> [n, 2, heads * head_dim / 2], pair-major."""
+    n, head_dim = table.shape
+    quarters = table.reshape(n, 2, 2, 1, head_dim // 4).transpose(1, 2)  # [n, pair, half, 1, j]
+    # A concatenation, not an expand: the converter folds it into a constant (an expand, or a
+    # multiply by ones, of parameters would stay in the graph as a BROADCAST_TO).
+    return torch.cat([quarters] * heads, dim=3).reshape(n, 2, heads * head_dim // 2)
 
 
 class DifferentialAttention(nn.Module):
@@ -72,10 +94,12 @@ class DifferentialAttention(nn.Module):
     length (with the softmax scale folded into the queries' tables).
 
     Layout, chosen for the exported graph: ``qkv.weight`` holds its rows as [q, q2, k, k2, v]
-    (``export.checkpoint`` reorders the official [q, k, v, q2, k2] at load time), so the three
-    projections are contiguous row blocks of one weight, with no slicing of their outputs; both
-    attention maps run as one batch matrix multiply and one softmax, and
-    ``softmax(q k^T) - softmax(q2 k2^T)`` multiplies ``v`` once.
+    (``export.checkpoint`` reorders the official [q, k, v, q2, k2] at load time), and the rows of
+    q, q2, k and k2 in pair-major order (``pair_major_rows``), so that the three projections are
+    contiguous row blocks of one weight and the rotary partner of a whole projection is two
+    contiguous halves swapped. The q/k norms fold into constants: ``alpha`` scales the projection
+    rows, ``gamma`` and ``beta`` the rotary tables. Both attention maps run as one batch matrix
+    multiply and one softmax, and ``softmax(q k^T) - softmax(q2 k2^T)`` multiplies ``v`` once.
     """
 
     def __init__(self, width: int, head_dim: int, chunk_len: int, frame_tokens: int = 1) -> None:
@@ -83,46 +107,56 @@ class DifferentialAttention(nn.Module):
         if head_dim % 4:
             raise ValueError(f"head_dim {head_dim} is not a multiple of 4 (the rotary embedding's quarters)")
         self.width, self.head_dim, self.heads = width, head_dim, width // head_dim
-        self.qkv = nn.Linear(width, 5 * width, bias=False)  # rows: q, q2, k, k2, v
+        self.qkv = nn.Linear(width, 5 * width, bias=False)  # rows: q, q2, k, k2 (pair-major), v
         self.out = nn.Linear(width, width, bias=False)
         self.q_norm = DynamicTanh(head_dim)
         self.k_norm = DynamicTanh(head_dim)
         positions = torch.arange(chunk_len)
         scale = head_dim**-0.5
-        # Tables broadcast over [B, N, 2 (map), heads, head_dim].
         for name, pos, sc in (("q", positions, scale), ("k", positions, 1.0),
                               ("q_last", positions[frame_tokens - 1 :: frame_tokens], scale)):
             c, s = rope_tables(pos, head_dim, sc)
-            self.register_buffer(f"rope_{name}_c", c[:, None, None], persistent=False)
-            self.register_buffer(f"rope_{name}_s", s[:, None, None], persistent=False)
+            self.register_buffer(f"rope_{name}_c", c, persistent=False)
+            self.register_buffer(f"rope_{name}_s", s, persistent=False)
 
-    @staticmethod
-    def _rope(t: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return t * c + swap_pairs(t) * s
+    def _rotated(self, x: torch.Tensor, weight: torch.Tensor, norm: DynamicTanh, c: torch.Tensor,
+                 s: torch.Tensor) -> torch.Tensor:
+        """Normed, rotated projections of both maps: [B, N, D] -> [B, N, 2 (map), 2 (pair), D / 2].
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, last_of: int | None = None) -> torch.Tensor:
-        """[B, N, D] -> [B, N, D], or only some query positions: ``rows`` (any indices), or
-        ``last_of=s``, the last of every s positions (what the encoder reads out; a plain slice).
-        Every position is still a key and value."""
+        ``rope(gamma * tanh(alpha * W x) + beta)`` as ``t * C' + partner(t) * S' + B'`` with
+        ``t = tanh((alpha W) x)``: the norm's parameters live in the weight and the tables.
+        """
+        b, n, w = x.shape
+        t = torch.tanh(F.linear(x, weight * norm.alpha)).reshape(b, n, 2, 2, w // 2)
+        scale_c = _pair_major(norm.gamma * c, self.heads)[:, None]
+        scale_s = _pair_major(partner(norm.gamma) * s, self.heads)[:, None]
+        shift = _pair_major(norm.beta * c + partner(norm.beta) * s, self.heads)[:, None]
+        swapped = torch.cat([t[:, :, :, 1:], t[:, :, :, :1]], dim=3)
+        return t * scale_c + swapped * scale_s + shift
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """[B, N, 2 (map), 2 (pair), D / 2] -> [B * heads * 2, N, head_dim] (a head's dims in the
+        order [r1, p1, r2, p2], the same for queries and keys: their dot products are unchanged)."""
+        b, n = t.shape[:2]
+        t = t.reshape(b, n, 2, 4, self.heads, self.head_dim // 4).permute(0, 4, 2, 1, 3, 5)
+        return t.reshape(b * self.heads * 2, n, self.head_dim)
+
+    def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
+        """[B, N, D] -> [B, N, D], or only the last of every ``last_of`` positions (what the encoder
+        reads out; a plain slice): [B, N / last_of, D]. Every position is still a key and value."""
         b, n, w = x.shape
         heads, hd = self.heads, self.head_dim
         weight = self.qkv.weight
         if last_of is not None:
             xq = x.reshape(b, n // last_of, last_of, w)[:, :, last_of - 1]
             qc, qs = self.rope_q_last_c, self.rope_q_last_s
-        elif rows is not None:
-            xq = x[:, rows]
-            qc, qs = self.rope_q_c[rows], self.rope_q_s[rows]
         else:
             xq, qc, qs = x, self.rope_q_c, self.rope_q_s
         nq = xq.shape[1]
-        q = self._rope(self.q_norm(F.linear(xq, weight[: 2 * w]).reshape(b, nq, 2, heads, hd)), qc, qs)
-        k = self._rope(self.k_norm(F.linear(x, weight[2 * w : 4 * w]).reshape(b, n, 2, heads, hd)),
-                       self.rope_k_c, self.rope_k_s)
+        q = self._heads(self._rotated(xq, weight[: 2 * w], self.q_norm, qc, qs))
+        k = self._heads(self._rotated(x, weight[2 * w : 4 * w], self.k_norm, self.rope_k_c, self.rope_k_s))
         v = F.linear(x, weight[4 * w :]).reshape(b, n, heads, hd)
-        q = q.permute(0, 3, 2, 1, 4).reshape(b * heads * 2, nq, hd)  # [B, heads, map, Nq, hd]
-        k = k.permute(0, 3, 2, 4, 1).reshape(b * heads * 2, hd, n)  # [B, heads, map, hd, N]
-        p = torch.softmax(torch.bmm(q, k), dim=-1).reshape(b * heads, 2, nq, n)
+        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1).reshape(b * heads, 2, nq, n)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
         out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
         return self.out(out.permute(0, 2, 1, 3).reshape(b, nq, w))
@@ -156,14 +190,12 @@ class TransformerBlock(nn.Module):
         self.ff_norm = DynamicTanh(cfg.width)
         self.ff = GatedFeedForward(cfg.width, cfg.ff_mult, cfg.uses_sine(index))
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, last_of: int | None = None) -> torch.Tensor:
-        """[B, N, D] -> [B, N, D], or only positions ``rows`` / the last of every ``last_of``
+    def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
+        """[B, N, D] -> [B, N, D], or only the last of every ``last_of`` positions
         (see ``DifferentialAttention``)."""
-        h = self.attn(self.attn_norm(x), rows, last_of)
+        h = self.attn(self.attn_norm(x), last_of)
         if last_of is not None:
             x = x.reshape(x.shape[0], -1, last_of, x.shape[-1])[:, :, last_of - 1]
-        elif rows is not None:
-            x = x[:, rows]
         x = x + h
         return x + self.ff(self.ff_norm(x))
 

@@ -46,14 +46,14 @@ def test_batched_encode_equals_one_at_a_time(tiny_model, golden):
     assert torch.allclose(both[1:], second, atol=1e-6)
 
 
-def test_a_block_computing_only_selected_rows_equals_those_rows_of_the_full_block(tiny_model):
+def test_a_block_computing_only_the_read_out_rows_equals_those_rows_of_the_full_block(tiny_model):
     # The exported encoder computes its last block for the read-out tokens only.
     block = tiny_model.encoder.transformer.blocks[-1]
     chunk = tiny_model.encoder.transformer.frames_per_chunk * tiny_model.config.frame_tokens
     x = torch.randn(3, chunk, tiny_model.config.encoder.width, generator=torch.Generator().manual_seed(0))
     rows = torch.arange(tiny_model.config.frame_tokens - 1, chunk, tiny_model.config.frame_tokens)
     with torch.no_grad():
-        assert torch.allclose(block(x, rows), block(x)[:, rows], atol=1e-6)
+        assert torch.allclose(block(x, last_of=tiny_model.config.frame_tokens), block(x)[:, rows], atol=1e-6)
 
 
 def test_same_s_config_builds_the_108m_parameter_model():
@@ -65,3 +65,20 @@ def test_same_s_config_builds_the_108m_parameter_model():
     params = sum(p.numel() for p in model.parameters())
     assert (cfg.encoder.width, cfg.encoder.heads, cfg.encoder.depth, cfg.latent_dim, cfg.hop) == (768, 12, 6, 256, 4096)
     assert 100e6 < params < 115e6
+
+
+def test_pair_major_rows_are_a_permutation_that_puts_every_rotary_partner_half_a_projection_away():
+    from same_edge_export.model import pair_major_rows
+
+    heads, head_dim = 3, 8
+    rows = pair_major_rows(heads, head_dim)
+    assert sorted(rows.tolist()) == list(range(heads * head_dim))
+    quarter = head_dim // 4
+
+    def official_partner(row: int) -> int:  # [r1, r2, p1, p2] -> r1 <-> r2, p1 <-> p2
+        head, dim = divmod(row, head_dim)
+        q, j = divmod(dim, quarter)
+        return head * head_dim + (q ^ 1) * quarter + j
+
+    half = rows.numel() // 2
+    assert [official_partner(r) for r in rows[:half].tolist()] == rows[half:].tolist()
