@@ -156,7 +156,8 @@ class DifferentialAttention(nn.Module):
         q = self._heads(self._rotated(xq, weight[: 2 * w], self.q_norm, qc, qs))
         k = self._heads(self._rotated(x, weight[2 * w : 4 * w], self.k_norm, self.rope_k_c, self.rope_k_s))
         v = F.linear(x, weight[4 * w :]).reshape(b, n, heads, hd)
-        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1).reshape(b * heads, 2, nq, n)
+        # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
+        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)).reshape(b * heads, 2, nq, n), dim=-1)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
         out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
         return self.out(out.permute(0, 2, 1, 3).reshape(b, nq, w))
