@@ -1,12 +1,15 @@
 """Per-op profile of one exported signature: where a call's time goes, op type by op type.
 
-    python benchmarks/op_profile.py MODEL_DIR SIGNATURE [--threads 2] [--runs 10]
+    python benchmarks/op_profile.py MODEL_DIR SIGNATURE [SIGNATURE ...] [--threads 2] [--runs 10]
+    python benchmarks/op_profile.py MODEL_DIR SIGNATURE ... --against BEFORE_DIR [--rounds 3]
 
 MODEL_DIR is a directory written by ``same-edge export`` (the graph is chosen by the signature:
 ``encode_*`` in ``encoder.tflite``, ``decode_*`` in ``decoder.tflite``) or a ``.tflite`` file.
 Prints a Markdown table per op type (nodes, ms per call, share of the nodes' time), the fully
 connected share of the call (the FC floor: a call can be no faster than its matrix multiplies),
-and every op that XNNPACK did not take. Uses LiteRT's own profiler through ctypes
+and every op that XNNPACK did not take. ``--against`` compares two exports of the same model
+(before and after a graph change): both are profiled in turn, round after round, so that the
+machine's drift hits both alike, and the medians are printed side by side. Uses LiteRT's own profiler through ctypes
 (``same_edge.profiler``): no torch. (Not ``profile.py``: a script there would shadow the standard
 library's ``profile``, which ``cProfile`` and so torch import.)
 """
@@ -14,6 +17,7 @@ library's ``profile``, which ``cProfile`` and so torch import.)
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -75,30 +79,81 @@ def op_table(row: dict, top: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def compare_rows(before: Path, after: Path, signatures: tuple[str, ...], threads: int = 2, runs: int = 10,
+                 rounds: int = 3) -> list[dict]:
+    """Per signature, before and after profiled alternately ``rounds`` times: the medians of
+    wall ms, FC ms and non-FC ms per call, the FC floor ratio and the node counts of each."""
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(rounds):
+        for signature in signatures:
+            for name, model in (("before", before), ("after", after)):
+                for row in profile_rows({name: graph_path(model, signature)}, (signature,), threads, runs):
+                    samples.setdefault((signature, name), []).append(row)
+    out = []
+    for signature in signatures:
+        side = {}
+        for name in ("before", "after"):
+            rows = samples.get((signature, name), [])
+            if not rows:
+                break
+            wall = statistics.median(r["wall_ms"] for r in rows)
+            fc = statistics.median(r["fc_ms"] for r in rows)
+            side[name] = {"wall_ms": wall, "fc_ms": fc, "non_fc_ms": wall - fc, "fc_floor_ratio": fc / wall,
+                          "nodes": sum(o["nodes"] for o in rows[0]["ops"]), "partitions": rows[0]["partitions"]}
+        if len(side) == 2:
+            out.append({"signature": signature, "threads": threads, "rounds": rounds, **side})
+    return out
+
+
+def compare_table(rows: list[dict]) -> str:
+    """One line per signature: before / after."""
+    lines = ["| signature | ms per call | FC ms | non-FC ms | FC / end to end | nodes |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        b, a = r["before"], r["after"]
+        lines.append(f"| `{r['signature']}` | {b['wall_ms']:.2f} / {a['wall_ms']:.2f} | {b['fc_ms']:.2f} / {a['fc_ms']:.2f} | "
+                     f"{b['non_fc_ms']:.2f} / {a['non_fc_ms']:.2f} | {100 * b['fc_floor_ratio']:.0f}% / "
+                     f"{100 * a['fc_floor_ratio']:.0f}% | {b['nodes']} / {a['nodes']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", type=Path, help="model directory (or .tflite file)")
-    p.add_argument("signature", help="e.g. decode_16")
+    p.add_argument("signatures", nargs="+", metavar="signature", help="e.g. decode_16")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--runs", type=int, default=10, help="calls per profile")
+    p.add_argument("--against", type=Path, help="an earlier export of the same model to compare with")
+    p.add_argument("--rounds", type=int, default=3, help="alternating profiles per signature with --against")
     args = p.parse_args(argv)
     try:
-        if args.threads < 1 or args.runs < 1:
-            raise ProfilerError("--threads and --runs must be positive")
-        path = graph_path(args.model, args.signature)
-        if not path.is_file():
-            raise ProfilerError(f"{path} not found")
-        rows = profile_rows({path.parent.name: path}, (args.signature,), args.threads, args.runs)
-        if not rows:
-            raise ProfilerError(f"{path} has no signature {args.signature!r}")
+        if min(args.threads, args.runs, args.rounds) < 1:
+            raise ProfilerError("--threads, --runs and --rounds must be positive")
+        for model in (args.model, args.against) if args.against else (args.model,):
+            for signature in args.signatures:
+                if not graph_path(model, signature).is_file():
+                    raise ProfilerError(f"{graph_path(model, signature)} not found")
+        if args.against:
+            rows = compare_rows(args.against, args.model, tuple(args.signatures), args.threads, args.runs, args.rounds)
+        else:
+            label = (args.model if args.model.is_dir() else args.model.parent).name
+            rows = [r for s in args.signatures
+                    for r in profile_rows({label: graph_path(args.model, s)}, (s,), args.threads, args.runs)]
+        missing = set(args.signatures) - {r["signature"] for r in rows}
+        if missing:
+            raise ProfilerError(f"{args.model} has no signature {', '.join(sorted(missing))}")
     except ProfilerError as e:
         print(f"op_profile: error: {e}", file=sys.stderr)
         return 2
-    row = rows[0]
-    print(op_table(row) + "\n")
-    print(f"fully connected: {row['fc_ms']:.2f} ms of {row['wall_ms']:.2f} ms per call "
-          f"({100 * row['fc_floor_ratio']:.0f}% of end to end); {row['partitions']} XNNPACK partition(s)")
-    print("not delegated to XNNPACK: " + (", ".join(row["undelegated"]) or "none"))
+    if args.against:
+        print(f"before: {args.against}, after: {args.model}; {args.threads} threads, median of {args.rounds} "
+              f"alternating profiles of {args.runs} calls each\n")
+        print(compare_table(rows))
+        return 0
+    for row in rows:
+        print(op_table(row) + "\n")
+        print(f"fully connected: {row['fc_ms']:.2f} ms of {row['wall_ms']:.2f} ms per call "
+              f"({100 * row['fc_floor_ratio']:.0f}% of end to end); {row['partitions']} XNNPACK partition(s)")
+        print("not delegated to XNNPACK: " + (", ".join(row["undelegated"]) or "none") + "\n")
     return 0
 
 

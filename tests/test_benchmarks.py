@@ -45,18 +45,18 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _speed_module():
+def _benchmark_module(name: str):
     import importlib
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        return importlib.import_module("speed")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def test_interleaved_timing_and_speed_ratios_follow_a_fake_clock():
-    speed = _speed_module()
+    speed = _benchmark_module("speed")
     now, calls = [0.0], []
 
     def work(name: str, seconds: float):
@@ -92,3 +92,17 @@ def test_the_eager_baseline_pruned_like_the_graphs_encodes_the_same_latents(tiny
     with torch.no_grad():
         full, pruned = tiny_model.encode(audio), tiny_model.encode(audio, pruned=True)
     assert pruned.shape == full.shape and torch.allclose(pruned, full, rtol=0, atol=1e-6)
+
+
+def test_the_op_profile_compares_two_exports_signature_by_signature(export_dir):
+    op_profile = _benchmark_module("op_profile")
+    model = export_dir("fp32")
+    rows = op_profile.compare_rows(model, model, ("encode_1", "decode_1"), threads=1, runs=1, rounds=2)
+    assert [r["signature"] for r in rows] == ["encode_1", "decode_1"]
+    for r in rows:
+        before, after = r["before"], r["after"]
+        assert before["nodes"] == after["nodes"] > 0 and before["partitions"] == after["partitions"] == 1
+        assert all(0 < s["fc_ms"] < s["wall_ms"] and abs(s["non_fc_ms"] - (s["wall_ms"] - s["fc_ms"])) < 1e-9
+                   for s in (before, after))
+    table = op_profile.compare_table(rows)
+    assert table.count("\n") == 3 and "| `decode_1` |" in table
