@@ -6,7 +6,8 @@ on weight values) and the bundled demo model, on this machine.
 Writes ``results.json``, ``results.md`` (the tables the README shows) and PNG plots to ``--out``.
 Exports are cached in ``--work``. ``--stages`` re-measures some tables and keeps the others from
 the existing ``results.json``; ``--quick`` shortens every measurement (a smoke run, not numbers to
-publish). About 35 minutes on a 2-core CPU, most of it the 60-minute memory run.
+publish). About 40 minutes on a 2-core CPU: about 18 exporting SAME-S at every precision (once: the
+exports are cached), about 15 the memory runs.
 """
 
 from __future__ import annotations

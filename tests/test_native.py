@@ -570,8 +570,28 @@ def test_native_stream_prints_block_timing_and_latency(build, song, tmp_path):
     assert out.shape == sf.read(song, dtype="float32")[0].shape
 
 
+def test_native_keep_rate_writes_the_same_audio_as_python(build, tmp_path):
+    rate = 48000
+    t = np.arange(int(4.3 * rate)) / rate
+    song48 = tmp_path / "song48.wav"
+    sf.write(song48, np.stack([0.3 * np.sin(2 * np.pi * 330 * t), 0.2 * np.sin(2 * np.pi * 440 * t + 1)], axis=1),
+             rate, subtype="PCM_16")
+    latents = tmp_path / "z.npz"
+    assert _cli(build, "encode", str(song48), str(latents), "--model", str(DEMO)).returncode == 0
+    for command, source in (("roundtrip", song48), ("decode", latents)):
+        native_out, python_out = tmp_path / f"native-{command}.wav", tmp_path / f"python-{command}.wav"
+        done = _cli(build, command, str(source), str(native_out), "--model", str(DEMO), "--keep-rate")
+        assert done.returncode == 0, done.stderr
+        done = _python_cli(command, str(source), str(python_out), "--model", str(DEMO), "--keep-rate")
+        assert done.returncode == 0, done.stderr
+        a, rate_a = sf.read(native_out, dtype="float32")
+        b, rate_b = sf.read(python_out, dtype="float32")
+        assert rate_a == rate_b == rate and a.shape == b.shape == (len(t), 2) and np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("case", ["missing-input", "empty-input", "not-audio", "bad-extension", "bad-threads",
-                                  "bad-model", "bad-latents"])
+                                  "bad-model", "bad-latents", "implausible-rate", "flac-cannot-store-the-rate",
+                                  "keep-rate-on-stream"])
 def test_native_cli_bad_input_is_one_line_exit_2_and_no_file(build, song, tmp_path, case):
     out = tmp_path / "out.wav"
     args = ["roundtrip", str(song), str(out), "--model", str(DEMO)]
@@ -593,6 +613,16 @@ def test_native_cli_bad_input_is_one_line_exit_2_and_no_file(build, song, tmp_pa
     elif case == "bad-latents":
         (tmp_path / "z.npz").write_bytes(b"PK\x05\x06" + b"\0" * 18)
         args = ["decode", str(tmp_path / "z.npz"), str(out), "--model", str(DEMO)]
+    elif case == "implausible-rate":  # a damaged header: as the Python CLI, refused before any work
+        sf.write(tmp_path / "slow.wav", np.zeros((400, 2), np.float32), 500)
+        args[1] = str(tmp_path / "slow.wav")
+    elif case == "flac-cannot-store-the-rate":
+        sf.write(tmp_path / "fast.wav", np.zeros((7000, 2), np.float32), 700000)
+        out = tmp_path / "out.flac"
+        args[1:3] = [str(tmp_path / "fast.wav"), str(out)]
+        args.append("--keep-rate")
+    elif case == "keep-rate-on-stream":
+        args = ["stream", str(song), str(out), "--model", str(DEMO), "--keep-rate"]
     done = subprocess.run([str(build / "same-edge-native"), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("same-edge-native: error: ")

@@ -24,6 +24,11 @@
 
 #define BLOCK_SECONDS 4.0
 #define DECODE_BLOCK_FRAMES 64
+/* As same_edge.audio: INPUT_RATES (a rate outside is a damaged header, or not music) and
+   FLAC_RATES (STREAMINFO holds the rate in 20 bits). */
+#define MIN_INPUT_RATE 1000
+#define MAX_INPUT_RATE 1000000
+#define MAX_FLAC_RATE 655350
 
 static char temp_path[4200]; /* the output being written, removed on any failure */
 
@@ -113,6 +118,9 @@ static void reader_open(reader *r, const char *path, int channels, int rate, int
   sf_command(r->f, SFC_GET_LOG_INFO, log, sizeof log);
   if (strstr(log, "(should be")) die("%s is truncated: its header promises more audio than the file holds", path);
   if (r->info.frames <= 0) die("%s holds no samples", path);
+  if (r->info.samplerate < MIN_INPUT_RATE || r->info.samplerate > MAX_INPUT_RATE)
+    die("%s claims %d Hz, outside [%d, %d] Hz: a damaged header, or not music", path, r->info.samplerate, MIN_INPUT_RATE,
+        MAX_INPUT_RATE);
   if (r->info.channels > channels && !downmix)
     die("%s has %d channels; the model takes %d (pass --downmix to mix down)", path, r->info.channels, channels);
   r->block = (size_t)(BLOCK_SECONDS * r->info.samplerate);
@@ -193,22 +201,61 @@ typedef struct {
   int channels, clip;
   long long over, samples;
   const char *target;
+  soxr_t soxr; /* model rate -> output rate, when they differ (--keep-rate) */
+  float *resampled;
+  size_t resampled_cap; /* frames */
 } writer;
 
-static void writer_open(writer *w, const char *target, int rate, int channels) {
+/* `rate`: the model's; `out_rate`: the file's (0: the model's). */
+static void writer_open(writer *w, const char *target, int rate, int out_rate, int channels) {
   memset(w, 0, sizeof *w);
   w->target = target, w->channels = channels;
+  if (!out_rate) out_rate = rate;
   SF_INFO info = {0};
-  info.samplerate = rate, info.channels = channels;
+  info.samplerate = out_rate, info.channels = channels;
   if (has_ext(target, ".wav")) info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
   else if (has_ext(target, ".flac")) info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_24, w->clip = 1;
   else die("cannot write %s: use a .wav or .flac output", target);
+  if (w->clip && out_rate > MAX_FLAC_RATE) die("cannot write %s: FLAC cannot store %d Hz; use .wav", target, out_rate);
+  if (out_rate != rate) {
+    soxr_error_t e;
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_VHQ, 0);
+    w->soxr = soxr_create(rate, out_rate, (unsigned)channels, &e, &io, &q, NULL);
+    if (!w->soxr) die("cannot resample to %d Hz: %s", out_rate, e);
+  }
   make_temp(target);
   w->f = sf_open(temp_path, SFM_WRITE, &info);
   if (!w->f) die("cannot write %s: %s", target, sf_strerror(NULL));
 }
 
+static void writer_put(writer *w, float *data, size_t frames);
+
+/* Append `frames` interleaved frames at the model's rate (resampled first with --keep-rate). */
 static void writer_write(writer *w, float *data, size_t frames) {
+  if (!w->soxr) {
+    writer_put(w, data, frames);
+    return;
+  }
+  /* data == NULL: the end of the input, soxr's tail. */
+  for (size_t done = 0;;) {
+    size_t want = (frames - done) * 4 + 4096; /* a full buffer loops: any ratio fits */
+    if (want > w->resampled_cap) {
+      free(w->resampled);
+      w->resampled_cap = want;
+      w->resampled = xmalloc(want * (size_t)w->channels * sizeof(float));
+    }
+    size_t used = 0, made = 0;
+    soxr_error_t e = soxr_process(w->soxr, data ? data + done * (size_t)w->channels : NULL, data ? frames - done : 0,
+                                  &used, w->resampled, w->resampled_cap, &made);
+    if (e) die("cannot resample for %s: %s", w->target, e);
+    writer_put(w, w->resampled, made);
+    done += used;
+    if (data ? done >= frames && made < w->resampled_cap : made == 0) break;
+  }
+}
+
+static void writer_put(writer *w, float *data, size_t frames) {
   size_t n = frames * (size_t)w->channels;
   for (size_t i = 0; i < n; i++)
     if (fabsf(data[i]) > 1.0f) {
@@ -221,6 +268,10 @@ static void writer_write(writer *w, float *data, size_t frames) {
 }
 
 static void writer_close(writer *w) {
+  if (w->soxr) {
+    writer_write(w, NULL, 0);
+    soxr_delete(w->soxr), free(w->resampled);
+  }
   if (sf_close(w->f) != 0) die("cannot write %s", w->target);
   publish(w->target);
   if (w->over) fprintf(stderr, "note: %lld output sample(s) beyond +-1%s\n", w->over, w->clip ? " (clipped in FLAC)" : "");
@@ -230,7 +281,7 @@ static void writer_close(writer *w) {
 
 typedef struct {
   const char *model, *input, *output;
-  int threads, block, downmix, report_memory;
+  int threads, block, downmix, report_memory, keep_rate;
 } args;
 
 static se_model *load(const args *a, int sides) {
@@ -336,7 +387,7 @@ static void stream_through(const args *a, se_model *m, int largest_window, size_
   writer w;
   int ch = se_model_channels(m), dim = se_model_latent_dim(m), rate = se_model_sample_rate(m);
   reader_open(&r, a->input, ch, rate, a->downmix);
-  writer_open(&w, a->output, rate, ch);
+  writer_open(&w, a->output, rate, a->keep_rate ? r.info.samplerate : 0, ch);
   stream_run s = {.out = &w, .z = {NULL, 0, dim}, .y = {NULL, 0, ch}, .cap_t = 1024};
   if (se_encoder_create(m, largest_window, &s.enc) != SE_OK || se_decoder_create(m, largest_window, &s.dec) != SE_OK)
     die("%s", se_model_error(m));
@@ -450,7 +501,10 @@ static void cmd_decode(const args *a) {
   se_stream *dec;
   if (se_decoder_create(m, 0, &dec) != SE_OK) die("%s", se_model_error(m));
   writer w;
-  writer_open(&w, a->output, se_model_sample_rate(m), ch);
+  if (a->keep_rate && (h->source_rate < MIN_INPUT_RATE || h->source_rate > MAX_INPUT_RATE))
+    die("%s records a source rate of %lld Hz, outside [%d, %d] Hz", a->input, (long long)h->source_rate, MIN_INPUT_RATE,
+        MAX_INPUT_RATE);
+  writer_open(&w, a->output, se_model_sample_rate(m), a->keep_rate ? (int)h->source_rate : 0, ch);
   float *block = xmalloc((size_t)DECODE_BLOCK_FRAMES * (size_t)dim * sizeof(float));
   buffer y = {NULL, 0, ch};
   long long remaining = h->length;
@@ -464,7 +518,8 @@ static void cmd_decode(const args *a) {
     if (!k) break;
   }
   writer_close(&w);
-  printf("%s: %.2f s at %d Hz\n", a->output, (double)h->length / se_model_sample_rate(m), se_model_sample_rate(m));
+  printf("%s: %.2f s at %d Hz\n", a->output, (double)h->length / se_model_sample_rate(m),
+         a->keep_rate ? (int)h->source_rate : se_model_sample_rate(m));
   free(block), free(y.data);
   se_stream_free(dec);
   npz_reader_close(r);
@@ -474,8 +529,9 @@ static void cmd_decode(const args *a) {
 static void usage(void) {
   fprintf(stderr,
           "usage: same-edge-native {encode,decode,roundtrip,stream} INPUT OUTPUT [--model DIR] [--threads N] "
-          "[--block N] [--downmix] [--report-memory]\n"
+          "[--block N] [--downmix] [--keep-rate] [--report-memory]\n"
           "  encode AUDIO LATENTS.npz | decode LATENTS.npz AUDIO | roundtrip AUDIO OUT.wav|.flac | stream AUDIO OUT\n"
+          "  --keep-rate   decode, roundtrip: write at the input's sample rate, not the model's\n"
           "  --model DIR   model directory (default: $SAME_EDGE_MODEL, else models/demo)\n");
 }
 
@@ -500,7 +556,7 @@ int main(int argc, char **argv) {
     usage();
     return argc < 2 ? 2 : 0;
   }
-  args a = {getenv("SAME_EDGE_MODEL") ? getenv("SAME_EDGE_MODEL") : "models/demo", NULL, NULL, 0, 0, 0, 0};
+  args a = {getenv("SAME_EDGE_MODEL") ? getenv("SAME_EDGE_MODEL") : "models/demo", NULL, NULL, 0, 0, 0, 0, 0};
   const char *cmd = argv[1];
   int positional = 0;
   for (int i = 2; i < argc; i++) {
@@ -509,6 +565,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--block") == 0 && i + 1 < argc) a.block = parse_int(argv[++i], "--block", 1, 1 << 24);
     else if (strcmp(argv[i], "--downmix") == 0) a.downmix = 1;
     else if (strcmp(argv[i], "--report-memory") == 0) a.report_memory = 1;
+    else if (strcmp(argv[i], "--keep-rate") == 0) a.keep_rate = 1;
     else if (argv[i][0] == '-' && argv[i][1]) die("unknown option %s", argv[i]);
     else if (positional == 0) a.input = argv[i], positional++;
     else if (positional == 1) a.output = argv[i], positional++;
@@ -518,6 +575,8 @@ int main(int argc, char **argv) {
     usage();
     die("%s needs an input and an output", cmd);
   }
+  if (a.keep_rate && strcmp(cmd, "decode") != 0 && strcmp(cmd, "roundtrip") != 0)
+    die("--keep-rate applies to decode and roundtrip, not %s", cmd);
   if (strcmp(cmd, "encode") == 0) cmd_encode(&a);
   else if (strcmp(cmd, "decode") == 0) cmd_decode(&a);
   else if (strcmp(cmd, "roundtrip") == 0 || strcmp(cmd, "stream") == 0) {
