@@ -106,3 +106,14 @@ def test_the_op_profile_compares_two_exports_signature_by_signature(export_dir):
                    for s in (before, after))
     table = op_profile.compare_table(rows)
     assert table.count("\n") == 3 and "| `decode_1` |" in table
+
+
+def test_the_fc_share_bound_counts_only_the_ops_no_graph_shaping_removes():
+    op_profile = _benchmark_module("op_profile")
+    row = {"fc_ms": 40.0, "ops": [
+        {"op": "Fully Connected (NC, QD8, F32, QC8W) GEMM", "ms": 40.0},
+        {"op": "Batch Matrix Multiply (NC, F32) GEMM", "ms": 5.0}, {"op": "Softmax (NC, F32)", "ms": 2.0},
+        {"op": "TanH (NC)", "ms": 1.5}, {"op": "Sigmoid (NC)", "ms": 1.0}, {"op": "Subtract (ND)", "ms": 0.5},
+        {"op": "Multiply (ND)", "ms": 7.0}, {"op": "Transpose (ND, X32) Transpose", "ms": 3.0}]}
+    assert op_profile.fc_floor_bound(row) == 40.0 / 50.0
+    assert op_profile.fc_floor_bound({"fc_ms": 0.0, "ops": []}) == 0.0
