@@ -229,7 +229,17 @@ static void writer_open(writer *w, const char *target, int rate, int out_rate, i
   if (!w->f) die("cannot write %s: %s", target, sf_strerror(NULL));
 }
 
-static void writer_put(writer *w, float *data, size_t frames);
+static void writer_put(writer *w, float *data, size_t frames) {
+  size_t n = frames * (size_t)w->channels;
+  for (size_t i = 0; i < n; i++)
+    if (fabsf(data[i]) > 1.0f) {
+      w->over++;
+      if (w->clip) data[i] = data[i] > 0 ? 1.0f : -1.0f;
+    }
+  if (frames && sf_writef_float(w->f, data, (sf_count_t)frames) != (sf_count_t)frames)
+    die("cannot write %s: %s", w->target, sf_strerror(w->f));
+  w->samples += (long long)frames;
+}
 
 /* Append `frames` interleaved frames at the model's rate (resampled first with --keep-rate). */
 static void writer_write(writer *w, float *data, size_t frames) {
@@ -253,18 +263,6 @@ static void writer_write(writer *w, float *data, size_t frames) {
     done += used;
     if (data ? done >= frames && made < w->resampled_cap : made == 0) break;
   }
-}
-
-static void writer_put(writer *w, float *data, size_t frames) {
-  size_t n = frames * (size_t)w->channels;
-  for (size_t i = 0; i < n; i++)
-    if (fabsf(data[i]) > 1.0f) {
-      w->over++;
-      if (w->clip) data[i] = data[i] > 0 ? 1.0f : -1.0f;
-    }
-  if (frames && sf_writef_float(w->f, data, (sf_count_t)frames) != (sf_count_t)frames)
-    die("cannot write %s: %s", w->target, sf_strerror(w->f));
-  w->samples += (long long)frames;
 }
 
 static void writer_close(writer *w) {
