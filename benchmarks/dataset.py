@@ -84,9 +84,11 @@ def _run(label: str, corpus: Path, out: Path, model: Path, workers: int, threads
            # Audio seconds per CPU second of the whole job: x real time per fully busy core, which a shared,
            # loaded machine does not change much (the wall clock it does).
            "cpu_x_real_time": round(s.audio_seconds / (coordinator_s + workers_s), 1) if mode_local(ray) else None}
+    # Ray's actors run in processes this one cannot time: no CPU figure for them.
+    per_cpu = "n/a" if row["cpu_x_real_time"] is None else f"{row['cpu_x_real_time']}x"
     print(f"  {label:<44} {row['x_real_time']:6.1f}x real time, {row['files_per_second']:6.1f} files/s, "
           f"wall {wall:6.1f} s, peak RSS {s.peak_rss_mb:.0f} MB/worker, coordinator {coordinator_ms:.2f} ms CPU/file, "
-          f"{row['cpu_x_real_time']}x real time per CPU second", flush=True)
+          f"{per_cpu} real time per CPU second", flush=True)
     return row
 
 

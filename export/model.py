@@ -96,8 +96,8 @@ class DifferentialAttention(nn.Module):
     Layout, chosen for the exported graph: ``qkv.weight`` holds its rows as [q, q2, k, k2, v]
     (``export.checkpoint`` reorders the official [q, k, v, q2, k2] at load time), and the rows of
     q, q2, k and k2 in pair-major order (``pair_major_rows``), so that the three projections are
-    contiguous row blocks of one weight and the rotary partner of a whole projection is two
-    contiguous halves swapped. The q/k norms fold into constants: ``alpha`` scales the projection
+    contiguous row blocks of one weight and the rotary partner of a whole projection is its other
+    contiguous half. The q/k norms fold into constants: ``alpha`` scales the projection
     rows, ``gamma`` and ``beta`` the rotary tables. Both attention maps run as one batch matrix
     multiply and one softmax, and ``softmax(q k^T) - softmax(q2 k2^T)`` multiplies ``v`` once.
     """
@@ -106,7 +106,7 @@ class DifferentialAttention(nn.Module):
         super().__init__()
         if head_dim % 4:
             raise ValueError(f"head_dim {head_dim} is not a multiple of 4 (the rotary embedding's quarters)")
-        self.width, self.head_dim, self.heads = width, head_dim, width // head_dim
+        self.width, self.head_dim, self.heads, self.chunk_len = width, head_dim, width // head_dim, chunk_len
         self.qkv = nn.Linear(width, 5 * width, bias=False)  # rows: q, q2, k, k2 (pair-major), v
         self.out = nn.Linear(width, width, bias=False)
         self.q_norm = DynamicTanh(head_dim)
@@ -121,18 +121,23 @@ class DifferentialAttention(nn.Module):
 
     def _rotated(self, x: torch.Tensor, weight: torch.Tensor, norm: DynamicTanh, c: torch.Tensor,
                  s: torch.Tensor) -> torch.Tensor:
-        """Normed, rotated projections of both maps: [B, N, D] -> [B, N, 2 (map), 2 (pair), D / 2].
+        """Normed, rotated projections of both maps: [B * N, D] -> [B, N, 2 (map), 2 (pair), D / 2],
+        N = len(c).
 
         ``rope(gamma * tanh(alpha * W x) + beta)`` as ``t * C' + partner(t) * S' + B'`` with
         ``t = tanh((alpha W) x)``: the norm's parameters live in the weight and the tables.
         """
-        b, n, w = x.shape
-        t = torch.tanh(F.linear(x, weight * norm.alpha)).reshape(b, n, 2, 2, w // 2)
-        scale_c = _pair_major(norm.gamma * c, self.heads)[:, None]
-        scale_s = _pair_major(partner(norm.gamma) * s, self.heads)[:, None]
+        n, w = c.shape[0], x.shape[-1]
+        b = x.shape[0] // n
+        scale_c = _pair_major(norm.gamma * c, self.heads).unbind(1)  # C' of pair 0, of pair 1: [n, D / 2]
+        scale_s = _pair_major(partner(norm.gamma) * s, self.heads).unbind(1)
         shift = _pair_major(norm.beta * c + partner(norm.beta) * s, self.heads)[:, None]
-        swapped = torch.cat([t[:, :, :, 1:], t[:, :, :, :1]], dim=3)
-        return t * scale_c + swapped * scale_s + shift
+        # Pair p of the result is t[p] * C'[p] + t[1 - p] * S'[p]: a 2 x 2 mix of t's pairs, one
+        # broadcast multiply and one sum (swapping t's pairs cost two slices, a concatenation and
+        # a reshape copy). mix: [n, 1 (map), 2 (pair p), 2 (pair p' of t), D / 2].
+        mix = torch.stack([torch.stack([scale_c[0], scale_s[0]], 1), torch.stack([scale_s[1], scale_c[1]], 1)], 1)
+        t = torch.tanh(F.linear(x, weight * norm.alpha)).reshape(b, n, 2, 1, 2, w // 2)
+        return (t * mix[:, None]).sum(dim=4) + shift
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B, N, 2 (map), 2 (pair), D / 2] -> [B * heads * 2, N, head_dim] (a head's dims in the
@@ -142,17 +147,18 @@ class DifferentialAttention(nn.Module):
         return t.reshape(b * self.heads * 2, n, self.head_dim)
 
     def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
-        """[B, N, D] -> [B, N, D], or only the last of every ``last_of`` positions (what the encoder
-        reads out; a plain slice): [B, N / last_of, D]. Every position is still a key and value."""
-        b, n, w = x.shape
-        heads, hd = self.heads, self.head_dim
+        """Tokens of B whole chunks of N = chunk_len, flattened: [B * N, D] -> [B * N, D], or only
+        the last of every ``last_of`` tokens (what the encoder reads out; a plain slice):
+        [B * N / last_of, D]. Every token is still a key and value."""
+        n, w = self.chunk_len, self.width
+        b, heads, hd = x.shape[0] // n, self.heads, self.head_dim
         weight = self.qkv.weight
         if last_of is not None:
-            xq = x.reshape(b, n // last_of, last_of, w)[:, :, last_of - 1]
+            xq = x.reshape(-1, last_of, w)[:, last_of - 1]
             qc, qs = self.rope_q_last_c, self.rope_q_last_s
         else:
             xq, qc, qs = x, self.rope_q_c, self.rope_q_s
-        nq = xq.shape[1]
+        nq = qc.shape[0]
         q = self._heads(self._rotated(xq, weight[: 2 * w], self.q_norm, qc, qs))
         k = self._heads(self._rotated(x, weight[2 * w : 4 * w], self.k_norm, self.rope_k_c, self.rope_k_s))
         v = F.linear(x, weight[4 * w :]).reshape(b, n, heads, hd)
@@ -160,7 +166,7 @@ class DifferentialAttention(nn.Module):
         p = torch.softmax(torch.bmm(q, k.transpose(1, 2)).reshape(b * heads, 2, nq, n), dim=-1)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
         out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
-        return self.out(out.permute(0, 2, 1, 3).reshape(b, nq, w))
+        return self.out(out.permute(0, 2, 1, 3).reshape(b * nq, w))
 
 
 class GatedFeedForward(nn.Module):
@@ -192,11 +198,12 @@ class TransformerBlock(nn.Module):
         self.ff = GatedFeedForward(cfg.width, cfg.ff_mult, cfg.uses_sine(index))
 
     def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
-        """[B, N, D] -> [B, N, D], or only the last of every ``last_of`` positions
-        (see ``DifferentialAttention``)."""
+        """[B * N, D] -> [B * N, D], B whole chunks, or only the last of every ``last_of`` tokens
+        (see ``DifferentialAttention``). Tokens stay 2-D through the blocks: the converter would
+        flatten them for every projection, and XNNPACK copies a reshape whose result feeds several."""
         h = self.attn(self.attn_norm(x), last_of)
         if last_of is not None:
-            x = x.reshape(x.shape[0], -1, last_of, x.shape[-1])[:, :, last_of - 1]
+            x = x.reshape(-1, last_of, x.shape[-1])[:, last_of - 1]
         x = x + h
         return x + self.ff(self.ff_norm(x))
 
@@ -218,7 +225,7 @@ class MidpointShiftTransformer(nn.Module):
 
     def _chunked(self, x: torch.Tensor, blocks: nn.ModuleList, last_token_only: bool = False) -> torch.Tensor:
         b, g, s, d = x.shape
-        y = x.reshape(b * g // self.frames_per_chunk, self.frames_per_chunk * s, d)
+        y = x.reshape(b * g * s, d)  # whole chunks of frames_per_chunk frames, flattened
         for block in blocks[:-1]:
             y = block(y)
         if last_token_only:  # the encoder reads out only each frame's last token: skip the rest

@@ -50,10 +50,10 @@ def test_a_block_computing_only_the_read_out_rows_equals_those_rows_of_the_full_
     # The exported encoder computes its last block for the read-out tokens only.
     block = tiny_model.encoder.transformer.blocks[-1]
     chunk = tiny_model.encoder.transformer.frames_per_chunk * tiny_model.config.frame_tokens
-    x = torch.randn(3, chunk, tiny_model.config.encoder.width, generator=torch.Generator().manual_seed(0))
-    rows = torch.arange(tiny_model.config.frame_tokens - 1, chunk, tiny_model.config.frame_tokens)
+    x = torch.randn(3 * chunk, tiny_model.config.encoder.width, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(tiny_model.config.frame_tokens - 1, 3 * chunk, tiny_model.config.frame_tokens)
     with torch.no_grad():
-        assert torch.allclose(block(x, last_of=tiny_model.config.frame_tokens), block(x)[:, rows], atol=1e-6)
+        assert torch.allclose(block(x, last_of=tiny_model.config.frame_tokens), block(x)[rows], atol=1e-6)
 
 
 def test_same_s_config_builds_the_108m_parameter_model():
