@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_BIN := .venv-runtime/bin
 
-.PHONY: demo demo-model bench test lint clean native
+.PHONY: demo demo-model bench test check lint clean native
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,14 @@ demo-model: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py --out benchmarks/results
 
-test: $(BIN)/.installed native
-	$(BIN)/ruff check same_edge export recipes tests benchmarks
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# Everything, as CI runs it (about 20 minutes on an idle 2-core machine), then the ten slowest tests.
+test: lint native
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
+
+# The inner loop (under 5 minutes): ruff and every test but those marked slow (full-size SAME-S,
+# fresh exports, the benchmark smoke run; each a minute or more).
+check: lint native
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' --durations=5
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export recipes tests benchmarks

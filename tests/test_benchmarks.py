@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY_CONFIG
 from same_edge.manifest import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     out = tmp_path / "results"
     subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--config", str(TINY_CONFIG), "--out", str(out),

@@ -54,6 +54,7 @@ def test_bundled_graphs_round_trip_the_clip_with_the_reported_quality(quality):
     assert got.snr_db == pytest.approx(reported["snr_db"], abs=0.2)
 
 
+@pytest.mark.slow
 def test_a_fresh_export_of_the_bundled_checkpoint_reproduces_the_bundled_graphs(tmp_path):
     from same_edge_export.convert import export
 

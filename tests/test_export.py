@@ -90,6 +90,7 @@ def test_graph_signatures_share_one_copy_of_the_weights(export_dir):
         assert set().union(*per_signature) == max(per_signature, key=len)
 
 
+@pytest.mark.slow
 def test_export_command_writes_a_complete_model_dir(tmp_path):
     """The CLI end to end (one small export): files, summary line, exit status."""
     from same_edge.cli import main
