@@ -56,16 +56,16 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export recipes tests benchmarks
 
 # libsame_edge, its header, same-edge-native and the native tests into build/native, against the
-# venv's libLiteRt.so; a second build with -fsanitize=address,undefined into build/native-asan
-# (tests/test_native.py runs both). native/install-deps.sh installs cmake, libsndfile and libsoxr
-# headers only when missing.
+# venv's libLiteRt.so; a second build of all of them with -fsanitize=address,undefined into
+# build/native-asan (tests/test_native.py runs both). native/install-deps.sh installs cmake,
+# libsndfile and libsoxr headers only when missing.
 LITERT_LIB = $(shell $(BIN)/python -c "import ai_edge_litert, os; print(os.path.join(os.path.dirname(ai_edge_litert.__file__), 'libLiteRt.so'))")
 native: $(BIN)/.installed
 	bash native/install-deps.sh
 	cmake -S native -B build/native -DLITERT_LIBRARY=$(LITERT_LIB) > /dev/null
 	cmake --build build/native -j2
 	cmake -S native -B build/native-asan -DLITERT_LIBRARY=$(LITERT_LIB) -DSAME_EDGE_SANITIZE=ON \
-		-DCMAKE_BUILD_TYPE=Debug -DSAME_EDGE_BUILD_CLI=OFF > /dev/null
+		-DCMAKE_BUILD_TYPE=Debug -DSAME_EDGE_BUILD_CLI=ON > /dev/null
 	cmake --build build/native-asan -j2
 
 clean:

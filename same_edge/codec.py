@@ -26,6 +26,7 @@ so the caller may refill and push the same buffer again.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -34,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelDirError, OutputError, StreamError
-from .graph import Graph, check_threads
-from .manifest import GRAPH_FILES, SIDES, GraphSpec, Manifest, read_manifest
+from .graph import Graph, check_threads, weight_cache_file
+from .manifest import GRAPH_FILES, SIDES, GraphSpec, Manifest, check_graph, read_manifest
 
 
 def _check_array(x: object, rows: int, what: str) -> np.ndarray:
@@ -293,31 +294,38 @@ class Codec:
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int | None = None, sides: Collection[str] = SIDES,
-             verify: bool = True, weight_cache: str | None = None) -> Codec:
+             verify: bool = True, weight_cache_dir: str | Path | None = None) -> Codec:
         """Load ``DIR/encoder.tflite`` and ``DIR/decoder.tflite`` as ``DIR/manifest.json`` describes.
 
         ``threads``: CPU threads for LiteRT, 1 to 256 (None: every available core). ``sides``: the
         graphs to load; an app that only decodes loads ``("decoder",)`` and holds half the memory.
         ``verify``: check each graph's sha256 against the manifest (its size and structure are
         always checked); ``False`` saves reading the file once more at start-up.
-        ``weight_cache``: see ``same_edge.graph.Graph``.
+        ``weight_cache_dir``: a directory where XNNPACK keeps each graph's packed weights between
+        loads, so that later loads skip the packing (``encoder-<sha256[:16]>.xnn`` and
+        ``decoder-...``, see ``same_edge.graph.weight_cache_file``). None: in memory where the OS
+        has ``memfd_create`` (Linux, Android), elsewhere a temporary file removed at close.
         """
         model_dir = Path(model_dir)
         unknown = set(sides) - set(SIDES)
         if unknown or not sides or isinstance(sides, str):
             raise StreamError(f"sides must be some of {list(SIDES)}, got {sides!r}")
         threads = check_threads(threads)
+        if weight_cache_dir is not None and not os.path.isdir(weight_cache_dir):
+            raise StreamError(f"weight_cache_dir is not a directory: {weight_cache_dir}")
         manifest = read_manifest(model_dir)
         graphs = {}
         for side in SIDES:
             if side in sides:
                 spec = manifest.graph(side)
-                graphs[side] = Graph(model_dir / GRAPH_FILES[side], threads, weight_cache, size=spec.bytes,
+                cache = None if weight_cache_dir is None else weight_cache_file(weight_cache_dir, side, spec.sha256)
+                graphs[side] = Graph(model_dir / GRAPH_FILES[side], threads, cache, size=spec.bytes,
                                      sha256=spec.sha256 if verify else None)
                 expected = set(spec.signatures)
                 if set(graphs[side].signatures) != expected:
                     raise ModelDirError(f"{graphs[side].path} does not match the manifest: signatures "
                                         f"{sorted(graphs[side].signatures)}, expected {sorted(expected)}")
+                check_graph(manifest, side, graphs[side])  # its embedded manifest and its tensors
         return cls(model_dir, manifest, graphs)
 
     def _graph(self, side: str) -> Graph:

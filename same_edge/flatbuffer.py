@@ -13,6 +13,7 @@ hold a uint32 offset forward from the field; a vector or string is a uint32 coun
 
 from __future__ import annotations
 
+import mmap
 import struct
 
 import numpy as np
@@ -193,16 +194,20 @@ def verify_tflite(buf: bytes) -> None:
                 _in_range([tm.scalar(1, "I")], 0, n, f"{tm.what} tensor_index")
 
 
-def metadata_entry(buf: bytes, key: str) -> bytes | None:
-    """The bytes of the metadata entry named ``key`` in a ``.tflite`` file, or None."""
+def metadata_entry(buf: bytes | mmap.mmap, key: str) -> bytes | None:
+    """The bytes of the metadata entry named ``key`` in a ``.tflite`` file, or None. Reads only the
+    model table, the metadata entries and the one buffer named (on an ``mmap``, a few pages);
+    native/src/same_edge.c's ``tflite_metadata`` is the C counterpart."""
     r, model = _model(buf)
-    buffers = model.tables(4, "buffers")
+    buffers = model.vector(4, 4)
+    count = 0 if buffers is None else buffers[1]
     for md in model.tables(6, "metadata"):
         if md.string(0) == key.encode():
             index = md.scalar(1, "I")
-            if index >= len(buffers):
-                raise GraphFileError(f"metadata {key!r} names buffer {index} of {len(buffers)}")
-            b = buffers[index]
+            if index >= count:
+                raise GraphFileError(f"metadata {key!r} names buffer {index} of {count}")
+            at = buffers[0] + 4 * index
+            b = r.table(at + r.u32(at, "buffers"), f"buffers[{index}]")
             offset, size = b.scalar(1, "Q"), b.scalar(2, "Q")
             if offset > 1:
                 r.need(offset, size, f"metadata {key!r}")

@@ -93,6 +93,14 @@ def default_weight_cache() -> str:
     return IN_MEMORY_WEIGHT_CACHE if hasattr(os, "memfd_create") else ""
 
 
+def weight_cache_file(directory: str | Path, graph: str, sha256: str) -> str:
+    """The file in ``directory`` where XNNPACK keeps one graph's packed weights between loads:
+    ``<graph>-<first 16 hex digits of its sha256>.xnn`` (``encoder-3f9c...xnn``). XNNPACK looks
+    packed weights up by the graph's buffer identifiers, not by their contents, so each graph needs
+    its own file, and a graph replaced by another export must not meet the old one's file."""
+    return os.path.join(directory, f"{graph}-{sha256[:16]}.xnn")
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -185,7 +193,8 @@ class Graph:
 
     ``weight_cache``: where XNNPACK keeps the weights it packs, so that the signatures share one
     packed copy: None for ``default_weight_cache()``, ``IN_MEMORY_WEIGHT_CACHE``, or a file path
-    that later loads reuse. ``size``/``sha256``: what the file must be (from the manifest).
+    that later loads of this same graph reuse (``weight_cache_file`` names one; never give two
+    graphs one file). ``size``/``sha256``: what the file must be (from the manifest).
     """
 
     def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str | None = None,

@@ -4,13 +4,19 @@
 these dataclasses (``Manifest.to_dict``) and the runtime reads it back through ``Manifest.parse``,
 which checks every field's type, range and consistency and names the field it refuses. The same
 description (without the graphs' own sizes and hashes) is embedded in each graph's flatbuffer
-metadata under ``METADATA_KEY``, so a lone ``.tflite`` still says what it is.
+metadata under ``METADATA_KEY``, so a lone ``.tflite`` still says what it is; ``check_graph``
+refuses a manifest.json that differs from it.
+
+Manifests are strict JSON, read alike here and by libsame_edge (native/src/json.c): UTF-8, no
+NaN or Infinity, numbers within a double's range, no duplicate member names, no NUL or lone
+surrogate in a string, values at most ``MAX_JSON_DEPTH`` below the root.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import mmap
 import re
 import reprlib
 from collections.abc import Callable, Mapping
@@ -29,6 +35,10 @@ GRAPH_FILES = {"encoder": "encoder.tflite", "decoder": "decoder.tflite"}
 SIGNATURE_PREFIX = {"encoder": "encode", "decoder": "decode"}
 MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few kB; more is not one
 MAX_DIM = 1 << 24  # no shape, rate or length of a SAME model comes near this
+MAX_ELEMENTS = 1 << 26  # elements of one tensor: libsame_edge's bound too
+MAX_JSON_DEPTH = 64  # deepest value below the root: libsame_edge's JSON reader's bound too
+# A graph's manifest entries written once its file exists: not in the manifest the graph embeds.
+FILE_FIELDS = ("bytes", "sha256", "ops", "delegation")
 
 # Every precision export can write: name -> what its graphs hold.
 PRECISIONS = {
@@ -46,6 +56,61 @@ def _short(value: Any) -> str:
     """A refused value for a one-line error: its repr, bounded in length and nesting (a manifest may nest
     values deeper than repr can recurse, or hold megabytes in one string)."""
     return reprlib.repr(value)
+
+
+# -- strict JSON ------------------------------------------------------------------------------------
+
+_NOT_IN_STRINGS = re.compile("[\x00\ud800-\udfff]")  # NUL ends a C string; UTF-8 holds no lone surrogate
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:  # which of two values a reader takes is its own choice: refuse both
+            raise ValueError(f"duplicate member name {_short(key)}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _check_values(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse what ``json`` decodes but strict JSON excludes (see the module docstring); also what no
+    JSON document holds (a Python caller's own objects)."""
+    where = json.dumps(path)[1:-1][:80] if path else "the root"  # one short line, whatever the member names
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"values nest more than {MAX_JSON_DEPTH} deep at {where}")
+    if isinstance(value, str):
+        if _NOT_IN_STRINGS.search(value):
+            raise ValueError(f"a NUL or a lone surrogate in a string at {where}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or _NOT_IN_STRINGS.search(key):
+                raise ValueError(f"a member name that is not a string, or holds a NUL or a lone surrogate, in {where}")
+            _check_values(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_values(item, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int past a double's range
+            finite = False
+        if not finite:
+            raise ValueError(f"NaN, an infinity or a number past a double's range at {where}")
+    elif value is not None and not isinstance(value, bool):
+        raise ValueError(f"a {type(value).__name__} at {where}, which JSON cannot hold")
+
+
+def loads_json(text: str | bytes) -> Any:
+    """Decode strict JSON (UTF-8 if bytes); raises ValueError, or RecursionError for absurd nesting."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_object)
+    _check_values(value)
+    return value
 
 
 class _Fields:
@@ -87,7 +152,7 @@ class _Fields:
                 or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DIM for d in v)):
             want = f"{ndim} positive integers" if ndim else "a list of positive integers"
             raise self.fail(key, f"must be {want}, got {_short(v)}")
-        if math.prod(v) > MAX_DIM * 16:
+        if math.prod(v) > MAX_ELEMENTS:
             raise self.fail(key, f"is implausibly large ({_short(v)})")
         return tuple(v)
 
@@ -164,7 +229,10 @@ class Source:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A model directory's description (``manifest.json``, format version ``FORMAT_VERSION``)."""
+    """A model directory's description (``manifest.json``, format version ``FORMAT_VERSION``).
+
+    ``document``: the decoded JSON it was parsed from, which ``check_graph`` compares with what
+    each graph embeds (None for a manifest built in code)."""
 
     model: ModelSpec
     precision: str
@@ -173,6 +241,7 @@ class Manifest:
     decoder: GraphSpec
     source: Source
     tools: dict[str, str]
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def sample_rate(self) -> int:
@@ -252,11 +321,15 @@ class Manifest:
     @classmethod
     def parse(cls, raw: Any, with_files: bool = True) -> Manifest:
         """Validate a decoded ``manifest.json``; raises ``ModelDirError`` naming the first bad field."""
+        try:
+            _check_values(raw)
+        except ValueError as e:
+            raise ModelDirError(f"manifest is not valid JSON ({e})") from None
         root = _Fields(raw, "")
         if root.get("format") != FORMAT:
             raise root.fail("format", f"must be {FORMAT!r}: not a same-edge model manifest")
         version = root.get("format_version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version != FORMAT_VERSION:  # 2.0 and true are not 2
             raise root.fail("format_version", f"is {_short(version)}; this same-edge reads version {FORMAT_VERSION} "
                             "(re-export the model with this version's `same-edge export`)")
         mf = root.obj("model")
@@ -284,12 +357,12 @@ class Manifest:
         if not isinstance(tools, dict) or not all(isinstance(v, str) for v in tools.values()):
             raise root.fail("tools", "must map tool names to version strings")
         graphs = {side: _parse_graph(root.obj(side), side, model, tuple(windows), with_files) for side in SIDES}
-        return cls(model, precision, tuple(windows), graphs["encoder"], graphs["decoder"], source, dict(tools))
+        return cls(model, precision, tuple(windows), graphs["encoder"], graphs["decoder"], source, dict(tools), raw)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str | bytes) -> Manifest:
         try:
-            raw = json.loads(text)
+            raw = loads_json(text)
         except (ValueError, RecursionError) as e:  # RecursionError: absurd nesting
             raise ModelDirError(f"manifest is not valid JSON ({type(e).__name__}: {str(e)[:80]})") from None
         return cls.parse(raw)
@@ -350,11 +423,7 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise ModelDirError(f"{path} is {path.stat().st_size} bytes: too large to be a manifest")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ModelDirError(f"{path} is not UTF-8 text ({e.reason})") from None
-    try:
-        manifest = Manifest.from_json(text)
+        manifest = Manifest.from_json(path.read_bytes())  # bytes: its UTF-8 is checked with its JSON
     except ModelDirError as e:
         raise ModelDirError(f"{path}: {e}") from None
     for side in SIDES:
@@ -364,11 +433,105 @@ def read_manifest(model_dir: str | Path) -> Manifest:
 
 
 def read_embedded_manifest(tflite_path: str | Path) -> dict[str, Any] | None:
-    """The manifest embedded in a ``.tflite`` file's metadata (decoded JSON), or None if it has none."""
-    from .flatbuffer import GraphFileError, metadata_entry
+    """The manifest embedded in a ``.tflite`` file's metadata (decoded JSON), or None if it has none.
+    The file is mapped, not read: only the flatbuffer's tables and the entry are touched."""
+    from .flatbuffer import metadata_entry
 
     try:
-        payload = metadata_entry(Path(tflite_path).read_bytes(), METADATA_KEY)
-        return None if payload is None else json.loads(payload.decode())
-    except (GraphFileError, ValueError) as e:
+        with open(tflite_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            payload = metadata_entry(data, METADATA_KEY)
+    except (OSError, ValueError) as e:  # GraphFileError is a ValueError, as is mapping an empty file
         raise ModelDirError(f"{tflite_path} is not a readable .tflite file ({e})") from None
+    if payload is None:
+        return None
+    if len(payload) > MAX_MANIFEST_BYTES:
+        raise ModelDirError(f"{tflite_path} embeds a manifest of {len(payload)} bytes: too large to be one")
+    try:
+        embedded = loads_json(payload)
+    except (ValueError, RecursionError) as e:
+        raise ModelDirError(f"{tflite_path} embeds a manifest that is not valid JSON ({str(e)[:80]})") from None
+    if not isinstance(embedded, dict):
+        raise ModelDirError(f"{tflite_path} embeds a manifest that is not a JSON object")
+    return embedded
+
+
+_ABSENT = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal decoded JSON, types and all: 1, 1.0 and true differ, as they do in the file."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return a == b
+
+
+def _first_difference(ours: dict[str, Any], theirs: dict[str, Any], path: str = "") -> tuple[str, Any, Any] | None:
+    """The first field (dotted path; our members in document order, then theirs) whose values differ,
+    with both values (``_ABSENT`` where missing); objects are compared member by member, other values
+    whole. A graph's ``FILE_FIELDS`` are not compared. native/src/same_edge.c walks alike."""
+    skip = FILE_FIELDS if path in SIDES else ()
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        if key in skip:
+            continue
+        name = f"{path}.{key}" if path else key
+        a, b = ours.get(key, _ABSENT), theirs.get(key, _ABSENT)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _first_difference(a, b, name)
+            if found:
+                return found
+        elif not _same(a, b):
+            return name, a, b
+    return None
+
+
+def _field_name(path: str) -> str:
+    """A dotted path for a one-line message: control characters as ``?``, at most 120 characters."""
+    path = re.sub("[\x00-\x1f]", "?", path)
+    return path if len(path) <= 120 else path[:117] + "..."
+
+
+def _brief(value: Any) -> str:
+    """A value for a one-line message, as JSON; objects as ``{...}`` (the walk names their members)."""
+    if value is _ABSENT:
+        text = "(absent)"
+    elif isinstance(value, dict):
+        text = "{...}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_brief(v) for v in value[:16]) + (", ...]" if len(value) > 16 else "]")
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_graph(manifest: Manifest, side: str, graph: Any) -> None:
+    """Refuse a loaded graph (a ``same_edge.graph.Graph``) that is not the one ``manifest`` describes:
+    the manifest its metadata embeds must be manifest.json's (but for ``FILE_FIELDS``: an edited start
+    skip or sample rate would shift or mislabel the output silently), and its signatures must take
+    and give the manifest's tensors. A graph that embeds no manifest is refused: every export embeds one.
+    Raises ``ModelDirError`` naming the first difference."""
+    path = Path(graph.path)
+    embedded = read_embedded_manifest(path)
+    if embedded is None:
+        raise ModelDirError(f"{path.name} embeds no manifest (metadata {METADATA_KEY!r}): {path} is not a graph "
+                            "written by `same-edge export`")
+    if manifest.document is not None:
+        found = _first_difference(manifest.document, embedded)
+        if found:
+            dotted, ours, theirs = found
+            raise ModelDirError(f"{path.parent}: {MANIFEST_NAME} says {_field_name(dotted)} {_brief(ours)}, {path.name} "
+                                f"embeds {_brief(theirs)} (the manifest was edited, or the graphs are from another export)")
+    described = manifest.graph(side).signatures
+    for name, signature in graph.signatures.items():
+        spec = described.get(name)
+        if spec is None:
+            raise ModelDirError(f"{path} does not match the manifest: it has a signature {name!r} the manifest lacks")
+        for got, want in ((signature.inputs, spec.inputs), (signature.outputs, spec.outputs)):
+            for tensor in [*want, *(t for t in got if t not in want)]:
+                if tuple(got.get(tensor, ())) != tuple(want.get(tensor, ())):
+                    raise ModelDirError(f"{path} does not match the manifest: {name}.{tensor} is "
+                                        f"{_brief(list(got[tensor])) if tensor in got else '(absent)'}, the manifest "
+                                        f"says {_brief(list(want[tensor])) if tensor in want else '(absent)'}")

@@ -11,9 +11,10 @@ import threading
 import numpy as np
 import pytest
 
+from graph_edit import move_weight
 from same_edge import Codec, ModelDirError, StreamError
 from same_edge.flatbuffer import GraphFileError, verify_tflite
-from same_edge.manifest import Manifest
+from same_edge.manifest import Manifest, read_manifest
 from same_edge.models import DEMO_MODEL_DIR
 
 
@@ -169,8 +170,45 @@ def test_without_memfd_create_the_weight_cache_falls_back_to_a_temporary_file(mo
     codec = Codec.load(DEMO_MODEL_DIR, sides=("encoder",))
     cache = codec._graph("encoder").weight_cache
     assert cache != graph.IN_MEMORY_WEIGHT_CACHE and os.path.exists(os.path.dirname(cache))
-    expected = Codec.load(DEMO_MODEL_DIR, sides=("encoder",), weight_cache=graph.IN_MEMORY_WEIGHT_CACHE)
+    expected = Codec.load(DEMO_MODEL_DIR, sides=("encoder",))
     audio = np.random.default_rng(0).normal(0, 0.1, (2, 20_000)).astype(np.float32)
     assert np.array_equal(codec.encode(audio), expected.encode(audio))
     codec.close()
     assert not os.path.exists(os.path.dirname(cache))
+
+
+def _round_trip(codec: Codec) -> tuple[np.ndarray, np.ndarray]:
+    audio = np.random.default_rng(1).normal(0, 0.1, (2, 30_000)).astype(np.float32)
+    z = codec.encode(audio)
+    return z, codec.decode(z)
+
+
+def _assert_same(got: tuple[np.ndarray, np.ndarray], expected: tuple[np.ndarray, np.ndarray]) -> None:
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_weight_cache_dir_keeps_one_file_per_graph_and_changes_no_output(tmp_path):
+    expected = _round_trip(Codec.load(DEMO_MODEL_DIR, threads=2))
+    Codec.load(DEMO_MODEL_DIR, threads=2, sides=("decoder",), weight_cache_dir=tmp_path).close()  # the other side first
+    for _ in range(2):  # the first load packs the encoder's weights, the second reuses both files
+        _assert_same(_round_trip(Codec.load(DEMO_MODEL_DIR, threads=2, weight_cache_dir=tmp_path)), expected)
+    manifest = read_manifest(DEMO_MODEL_DIR)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{side}-{manifest.graph(side).sha256[:16]}.xnn"
+                                                         for side in ("decoder", "encoder")]
+
+
+def test_a_replaced_export_never_runs_on_the_packed_weights_of_the_one_it_replaced(tmp_path, model_copy):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    _round_trip(Codec.load(model_copy, threads=2, weight_cache_dir=cache))
+    move_weight(model_copy, "decoder", layer=0, delta=1e-2)  # the same graph layout, other weights
+    expected = _round_trip(Codec.load(model_copy, threads=2))
+    _assert_same(_round_trip(Codec.load(model_copy, threads=2, weight_cache_dir=cache)), expected)
+
+
+def test_a_weight_cache_dir_that_is_not_a_directory_is_refused(tmp_path):
+    (tmp_path / "cache.xnn").write_bytes(b"")
+    for path in (tmp_path / "cache.xnn", tmp_path / "missing"):
+        with pytest.raises(StreamError, match="weight_cache_dir is not a directory"):
+            Codec.load(DEMO_MODEL_DIR, weight_cache_dir=path)

@@ -26,6 +26,9 @@ from same_edge import Codec
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "models" / "demo"
 BUILD, ASAN_BUILD = ROOT / "build" / "native", ROOT / "build" / "native-asan"
+# The CLI too, so its files are compared under the sanitizers (ON spelled out: a tree configured
+# before keeps OFF in its cache); the flags of `make native`.
+ASAN_FLAGS = ("-DSAME_EDGE_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=Debug", "-DSAME_EDGE_BUILD_CLI=ON")
 THREADS = 2  # the same thread count on both sides of every comparison
 SE_OK, SE_ERR_ARGUMENT, SE_ERR_MODEL, SE_ERR_RUNTIME, SE_ERR_STATE, SE_ERR_NO_MEMORY, SE_ERR_BUFFER_TOO_SMALL = range(7)
 PLANAR, INTERLEAVED = 0, 1
@@ -55,7 +58,7 @@ def build() -> Path:
 
 @pytest.fixture(scope="session")
 def asan_build() -> Path:
-    _cmake_build(ASAN_BUILD, "-DSAME_EDGE_SANITIZE=ON", "-DCMAKE_BUILD_TYPE=Debug", "-DSAME_EDGE_BUILD_CLI=OFF")
+    _cmake_build(ASAN_BUILD, *ASAN_FLAGS)
     return ASAN_BUILD
 
 
@@ -87,14 +90,22 @@ class Native:
             getattr(lib, name).argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
 
 
+class ModelOptions(ctypes.Structure):
+    _fields_ = [("threads", ctypes.c_int), ("sides", ctypes.c_int), ("weight_cache_dir", ctypes.c_char_p),
+                ("verify_sha256", ctypes.c_int), ("litert_log_severity", ctypes.c_int)]
+
+
 class Model:
     """A se_model handle."""
 
-    def __init__(self, native: Native, model_dir: Path, threads: int = THREADS) -> None:
+    def __init__(self, native: Native, model_dir: Path, threads: int = THREADS, weight_cache_dir: Path | None = None,
+                 sides: int = 0) -> None:
         self.n, lib = native, native.lib
-        options = (ctypes.c_int * 8)()  # se_model_options, filled by se_model_options_init
-        lib.se_model_options_init(options)
-        options[0] = threads
+        options = ModelOptions()
+        lib.se_model_options_init(ctypes.byref(options))
+        options.threads, options.sides = threads, sides
+        if weight_cache_dir is not None:
+            options.weight_cache_dir = str(weight_cache_dir).encode()
         self.h = ctypes.c_void_p()
         err = ctypes.create_string_buffer(600)
         status = lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(self.h), err, 600)
@@ -311,13 +322,56 @@ def test_streams_on_several_threads_sharing_one_model_are_exact(pair):
     assert results == {k: True for k in range(4)}
 
 
+def test_a_weight_cache_dir_keeps_one_file_per_graph_shared_with_python_and_changes_no_output(native, tmp_path):
+    codec = Codec.load(DEMO, threads=THREADS)
+    audio = _audio(codec, 30_000)
+    z_expected = codec.encode(audio)
+    y_expected = codec.decode(z_expected)
+    Codec.load(DEMO, threads=THREADS, sides=("decoder",), weight_cache_dir=tmp_path).close()  # Python fills one file
+    for _ in range(2):  # the first open packs the encoder's weights, the second reuses both files
+        m = Model(native, DEMO, weight_cache_dir=tmp_path)
+        z = m.encode(audio)
+        np.testing.assert_array_equal(z, z_expected)
+        np.testing.assert_array_equal(m.decode(z), y_expected)
+        m.close()
+    manifest = json.loads((DEMO / "manifest.json").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{side}-{manifest[side]['sha256'][:16]}.xnn"
+                                                         for side in ("decoder", "encoder")]
+
+
+def test_a_replaced_export_never_runs_on_the_packed_weights_of_the_one_it_replaced_in_c(native, tmp_path):
+    from graph_edit import move_weight
+
+    model, cache = tmp_path / "model", tmp_path / "cache"
+    shutil.copytree(DEMO, model, ignore=shutil.ignore_patterns("*.flac", "*.safetensors"))
+    cache.mkdir()
+    z = np.random.default_rng(0).normal(0, 1, (256, 20)).astype(np.float32)
+    first = Model(native, model, weight_cache_dir=cache)
+    first.decode(z)
+    first.close()
+    move_weight(model, "decoder", layer=0, delta=1e-2)  # the same graph layout, other weights
+    expected = Codec.load(model, threads=THREADS).decode(z)
+    m = Model(native, model, weight_cache_dir=cache)
+    np.testing.assert_array_equal(m.decode(z), expected)
+    m.close()
+
+
+def test_a_weight_cache_dir_that_is_not_a_directory_is_refused_in_c(native, tmp_path):
+    (tmp_path / "cache.xnn").write_bytes(b"")
+    for path in (tmp_path / "cache.xnn", tmp_path / "missing"):
+        status, message = _open_status(native, DEMO, weight_cache_dir=path)
+        assert status == SE_ERR_ARGUMENT and "weight_cache_dir is not a directory" in message
+
+
 # -- error paths: a status and a message, never a crash ------------------------------------------
 
 
-def _open_status(native: Native, model_dir: Path, threads: int = 1) -> tuple[int, str]:
-    options = (ctypes.c_int * 8)()
-    native.lib.se_model_options_init(options)
-    options[0] = threads
+def _open_status(native: Native, model_dir: Path, threads: int = 1, weight_cache_dir: Path | None = None) -> tuple[int, str]:
+    options = ModelOptions()
+    native.lib.se_model_options_init(ctypes.byref(options))
+    options.threads = threads
+    if weight_cache_dir is not None:
+        options.weight_cache_dir = str(weight_cache_dir).encode()
     h, err = ctypes.c_void_p(), ctypes.create_string_buffer(600)
     status = native.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(h), err, 600)
     native.lib.se_model_close(h)
@@ -509,6 +563,17 @@ def _cli(build: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+def _compared_cli(request, sanitized: bool, *args: str) -> subprocess.CompletedProcess:
+    """same-edge-native for a comparison with Python: built plainly with MALLOC_PERTURB_ (glibc
+    fills new and freed memory with its byte) or with ASan and UBSan (every byte of a new block
+    filled, not its first 4 KB), so that a frame left from the heap shows."""
+    tree = request.getfixturevalue("asan_build" if sanitized else "build")
+    env = _sanitized_env() if sanitized else {**os.environ, "MALLOC_PERTURB_": "165"}
+    if sanitized:
+        env["ASAN_OPTIONS"] += ":max_malloc_fill_size=1073741824"
+    return subprocess.run([str(tree / "same-edge-native"), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
 def _python_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "same_edge", *args, "--threads", str(THREADS)], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
@@ -587,6 +652,194 @@ def test_native_keep_rate_writes_the_same_audio_as_python(build, tmp_path):
         a, rate_a = sf.read(native_out, dtype="float32")
         b, rate_b = sf.read(python_out, dtype="float32")
         assert rate_a == rate_b == rate and a.shape == b.shape == (len(t), 2) and np.array_equal(a, b)
+
+
+# Lengths: 1 sample to 300,000, every boundary of a hop (4096) and a chunk (8192) +-1 up to ten
+# hops (past that the stream driver's buffers repeat with the chunk), the reader's 4-s block
+# (176,400) +-1, and the lengths the growth bug showed at. Blocks: <= 8192, and not multiples of a hop.
+# Under ASan, whose model open takes a second, the lengths of GRID_ASAN_LENGTHS.
+GRID_LENGTHS = sorted({1, 2, 5000, 30000, 44100, 60000, 150000, 176399, 176400, 176401, 200000, 300000}
+                      | {k * 4096 + d for k in range(1, 11) for d in (-1, 0, 1)})
+GRID_ASAN_LENGTHS = {1, 4097, 8192, 30000, 44100, 176401, 300000}
+GRID_BLOCKS = (1000, 4095, 4097, 8192, 8193, 10000)
+GRID_THREADS = 1  # both sides; two CLIs run at once
+
+
+def _grid_cases(sanitized: bool = False) -> list[tuple[str, int, int | None]]:
+    cases = [("roundtrip", n, None) for n in GRID_LENGTHS]
+    cases += [("stream", n, None) for n in GRID_LENGTHS if n not in (176399, 176400, 176401)]
+    cases += [("stream", n, b) for n in (44100, 60000) for b in GRID_BLOCKS]
+    return [c for c in cases if c[1] in GRID_ASAN_LENGTHS] if sanitized else cases
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> tuple[Path, dict]:
+    """The grid's inputs (float WAV) and the Python runtime's outputs for each case, computed in
+    this process: what `same-edge stream` calls, and `same-edge roundtrip`'s calls without its
+    quality meter (most of its time; it does not touch the output)."""
+    from same_edge.audio import AudioReader, AudioWriter
+    from same_edge.files import stream_file, stream_through
+
+    d = tmp_path_factory.mktemp("grid")
+    rng = np.random.default_rng(0)
+    for n in GRID_LENGTHS:
+        t = np.arange(n) / 44100
+        x = 0.2 * np.sin(2 * np.pi * 330 * t)[:, None] + 0.05 * rng.standard_normal((n, 2))
+        sf.write(d / f"{n}.wav", x.astype(np.float32), 44100, subtype="FLOAT")
+    expected, codec = {}, Codec.load(DEMO, threads=GRID_THREADS)
+    for command, n, block in _grid_cases():
+        out = d / "python.wav"
+        if command == "roundtrip":
+            with AudioWriter(out, codec.sample_rate, codec.channels) as writer:
+                reader = AudioReader(d / f"{n}.wav", codec.sample_rate, codec.channels)
+                stream_through(codec, reader.blocks(), writer, largest_window=None)
+        else:
+            stream_file(codec, d / f"{n}.wav", out, block=block)
+        expected[command, n, block] = sf.read(out, dtype="float32")[0]
+    codec.close()
+    return d, expected
+
+
+SANITIZED = pytest.mark.parametrize("sanitized", [False, True], ids=["malloc-perturb", "asan-ubsan"])
+
+
+@SANITIZED
+def test_native_roundtrip_and_stream_equal_python_at_every_length_and_block(request, grid, sanitized):
+    """Every output frame is computed; none is left from the heap (where the stream driver once
+    grew its buffer without keeping the frames it held)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d, expected = grid
+    request.getfixturevalue("asan_build" if sanitized else "build")  # built before the threads start
+
+    def run(case: tuple[str, int, int | None]) -> str | None:
+        command, n, block = case
+        out = d / f"native-{'asan' if sanitized else 'plain'}-{command}-{n}-{block}.wav"
+        done = _compared_cli(request, sanitized, command, str(d / f"{n}.wav"), str(out), "--model", str(DEMO),
+                             "--threads", str(GRID_THREADS), *(["--block", str(block)] if block else []))
+        if done.returncode != 0:
+            return f"{case}: exit {done.returncode}: {done.stderr[-2000:]}"
+        y, want = sf.read(out, dtype="float32")[0], expected[case]
+        out.unlink()
+        if y.shape != want.shape:
+            return f"{case}: {y.shape} frames, Python {want.shape}"
+        wrong = np.flatnonzero((y != want).any(axis=1))
+        return f"{case}: {len(wrong)} frames differ from {wrong[0]}" if len(wrong) else None
+
+    with ThreadPoolExecutor(2) as pool:
+        failures = [f for f in pool.map(run, _grid_cases(sanitized)) if f]
+    assert not failures, "\n".join(failures)
+
+
+@SANITIZED
+@pytest.mark.parametrize("command", ["roundtrip", "stream", "decode-keep-rate"])
+def test_native_flac_output_is_bit_identical_to_python(request, song, tmp_path, command, sanitized):
+    """The native CLI rounds FLAC's 24-bit samples itself, as the soundfile wheel's libsndfile
+    (1.2.2) does: Debian's libsndfile 1.2.0 would put 8% of them one step away."""
+    from same_edge.files import decode_file, encode_file, roundtrip_file, stream_file
+
+    native_out, python_out = tmp_path / "native.flac", tmp_path / "python.flac"
+    codec = Codec.load(DEMO, threads=THREADS)
+    if command == "decode-keep-rate":  # and through the resampler
+        rate, latents = 48000, tmp_path / "z.npz"
+        sf.write(tmp_path / "song48.wav", sf.read(song, dtype="float32")[0][: 3 * rate], rate, subtype="FLOAT")
+        encode_file(codec, tmp_path / "song48.wav", latents)
+        decode_file(codec, latents, python_out, keep_rate=True)
+        args = ["decode", str(latents), str(native_out), "--keep-rate"]
+    else:
+        (roundtrip_file if command == "roundtrip" else stream_file)(codec, song, python_out)
+        args = [command, str(song), str(native_out)]
+    codec.close()
+    done = _compared_cli(request, sanitized, *args, "--model", str(DEMO), "--threads", str(THREADS))
+    assert done.returncode == 0, done.stderr
+    assert sf.info(str(native_out)).subtype == sf.info(str(python_out)).subtype == "PCM_24"
+    a, b = sf.read(native_out, dtype="int32")[0], sf.read(python_out, dtype="int32")[0]
+    assert a.shape == b.shape
+    assert np.count_nonzero(a != b) == 0, f"{np.count_nonzero(a != b)} of {a.size} samples differ"
+
+
+class _SfInfo(ctypes.Structure):
+    _fields_ = [("frames", ctypes.c_int64), ("samplerate", ctypes.c_int), ("channels", ctypes.c_int),
+                ("format", ctypes.c_int), ("sections", ctypes.c_int), ("seekable", ctypes.c_int)]
+
+
+def _read_with_native_libsndfile(build: Path, path: Path) -> tuple[np.ndarray, int]:
+    """A file as same-edge-native reads it: through the libsndfile it links (Debian's), not the
+    soundfile wheel's."""
+    ldd = subprocess.run(["ldd", str(build / "same-edge-native")], capture_output=True, text=True, check=True).stdout
+    lib = ctypes.CDLL(re.search(r"libsndfile\.so\.1 => (\S+)", ldd).group(1))
+    lib.sf_open.restype, lib.sf_open.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(_SfInfo)]
+    lib.sf_readf_float.restype = ctypes.c_int64
+    lib.sf_readf_float.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.sf_close.argtypes = [ctypes.c_void_p]
+    info = _SfInfo()
+    f = lib.sf_open(str(path).encode(), 0x10, ctypes.byref(info))  # SFM_READ
+    assert f, path
+    x = np.zeros((info.frames, info.channels), np.float32)
+    assert lib.sf_readf_float(f, x.ctypes.data, info.frames) == info.frames
+    lib.sf_close(f)
+    return x, info.samplerate
+
+
+INPUTS = {"wav": ("WAV", "PCM_16", 44100), "flac": ("FLAC", "PCM_24", 44100), "opus": ("OGG", "OPUS", 48000),
+          "mp3": ("MP3", "MPEG_LAYER_III", 44100), "ogg": ("OGG", "VORBIS", 44100)}
+
+
+@SANITIZED
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_native_latents_equal_python_for_every_input_but_ogg_vorbis_which_decodes_differently(request, song, tmp_path,
+                                                                                              kind, sanitized):
+    """Bit for bit from WAV, FLAC, Opus and MP3 files. An Ogg Vorbis file decodes differently in
+    Debian's libsndfile 1.2.0 (and libvorbis 1.3.7) and in the soundfile wheel's 1.2.2 (and the
+    libvorbis it bundles), by under 1e-6 per sample; the latents differ by exactly what that
+    makes: the native ones are the Python runtime's of the audio as Debian decodes it."""
+    from same_edge.files import encode_file
+    from same_edge.latents import LatentReader
+
+    fmt, subtype, rate = INPUTS[kind]
+    source = tmp_path / f"song.{kind}"
+    x = sf.read(song, dtype="float32")[0][: 3 * 44100]
+    sf.write(source, x, rate, format=fmt, subtype=subtype)
+    native_z, python_z = tmp_path / "native.npz", tmp_path / "python.npz"
+    done = _compared_cli(request, sanitized, "encode", str(source), str(native_z), "--model", str(DEMO), "--threads",
+                         str(THREADS))
+    assert done.returncode == 0, done.stderr
+    as_native_reads, native_rate = _read_with_native_libsndfile(request.getfixturevalue("build"), source)
+    as_python_reads = sf.read(source, dtype="float32")[0]
+    assert native_rate == rate and as_native_reads.shape == as_python_reads.shape
+    if kind == "ogg":
+        assert np.abs(as_native_reads - as_python_reads).max() < 1e-6
+        source = tmp_path / "as-native-reads.wav"  # what the Python runtime makes of Debian's decoding
+        sf.write(source, as_native_reads, rate, subtype="FLOAT")
+    else:
+        assert np.array_equal(as_native_reads, as_python_reads)
+    codec = Codec.load(DEMO, threads=THREADS)
+    encode_file(codec, source, python_z)
+    codec.close()
+    with LatentReader(native_z) as a, LatentReader(python_z) as b:
+        assert a.header.length == b.header.length
+        za, zb = (np.concatenate(list(r.blocks(64)), axis=1) for r in (a, b))
+    assert np.array_equal(za, zb)
+
+
+@SANITIZED
+@pytest.mark.parametrize("channels", [6, 8, 130])
+def test_native_downmix_is_bit_identical_to_python(request, tmp_path, channels, sanitized):
+    """--downmix averages in numpy's order (pairwise from 8 channels on), not in sequence."""
+    from same_edge.files import encode_file
+    from same_edge.latents import LatentReader
+
+    source, native_z, python_z = tmp_path / "many.wav", tmp_path / "native.npz", tmp_path / "python.npz"
+    rng = np.random.default_rng(channels)
+    sf.write(source, (0.1 * rng.standard_normal((2 * 44100, channels))).astype(np.float32), 44100, subtype="FLOAT")
+    done = _compared_cli(request, sanitized, "encode", str(source), str(native_z), "--model", str(DEMO), "--downmix",
+                         "--threads", str(THREADS))
+    assert done.returncode == 0, done.stderr
+    codec = Codec.load(DEMO, threads=THREADS)
+    encode_file(codec, source, python_z, downmix=True)
+    codec.close()
+    with LatentReader(native_z) as a, LatentReader(python_z) as b:
+        assert np.array_equal(np.concatenate(list(a.blocks(64)), axis=1), np.concatenate(list(b.blocks(64)), axis=1))
 
 
 @pytest.mark.parametrize("case", ["missing-input", "empty-input", "not-audio", "bad-extension", "bad-threads",

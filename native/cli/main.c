@@ -138,6 +138,29 @@ static void reader_open(reader *r, const char *path, int channels, int rate, int
   }
 }
 
+/* The sum of n floats in numpy's order (pairwise_sum of its umath loops), so that a downmix is
+   np.mean's to the bit: in sequence below 8, in 8 running sums up to 128, halved above. */
+static float pairwise_sum(const float *a, size_t n) {
+  if (n < 8) {
+    float res = 0.0f;
+    for (size_t i = 0; i < n; i++) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    float r[8];
+    size_t i;
+    for (int j = 0; j < 8; j++) r[j] = a[j];
+    for (i = 8; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; j++) r[j] += a[i + j];
+    float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += a[i];
+    return res;
+  }
+  size_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
 /* The next block at the model's rate, interleaved [n][channels]; 0 at the end. */
 static size_t reader_next(reader *r, const float **data) {
   while (!r->finished) {
@@ -154,11 +177,8 @@ static size_t reader_next(reader *r, const float **data) {
       else if (in_ch == 1)
         for (size_t c = 0; c < ch; c++) r->mapped[j * ch + c] = r->raw[j];
       else {
-        double sum = 0; /* numpy's mean of float32: pairwise in float32; a plain sum is close, not identical */
-        float s = 0;
-        for (size_t c = 0; c < in_ch; c++) s += r->raw[j * in_ch + c];
-        sum = s / (float)in_ch;
-        for (size_t c = 0; c < ch; c++) r->mapped[j * ch + c] = (float)sum;
+        float mean = pairwise_sum(r->raw + j * in_ch, in_ch) / (float)in_ch;
+        for (size_t c = 0; c < ch; c++) r->mapped[j * ch + c] = mean;
       }
     }
     if (last) r->finished = 1;
@@ -204,6 +224,8 @@ typedef struct {
   soxr_t soxr; /* model rate -> output rate, when they differ (--keep-rate) */
   float *resampled;
   size_t resampled_cap; /* frames */
+  int *pcm;             /* FLAC's samples, rounded here */
+  size_t pcm_cap;       /* samples */
 } writer;
 
 /* `rate`: the model's; `out_rate`: the file's (0: the model's). */
@@ -236,8 +258,25 @@ static void writer_put(writer *w, float *data, size_t frames) {
       w->over++;
       if (w->clip) data[i] = data[i] > 0 ? 1.0f : -1.0f;
     }
-  if (frames && sf_writef_float(w->f, data, (sf_count_t)frames) != (sf_count_t)frames)
-    die("cannot write %s: %s", w->target, sf_strerror(w->f));
+  if (!frames) return;
+  sf_count_t put;
+  if (w->clip) {
+    /* FLAC's 24-bit samples rounded here, as the soundfile wheel's libsndfile (1.2.2, the Python
+       CLI's) rounds them: x * 2^23 to the nearest integer, ties to even, +1.0 to 2^23 - 1.
+       Debian's 1.2.0 would scale by 2^23 - 1, one step away in 8% of samples. libsndfile writes
+       an int's top 24 bits. */
+    if (n > w->pcm_cap) {
+      free(w->pcm);
+      w->pcm_cap = n;
+      w->pcm = xmalloc(n * sizeof(int));
+    }
+    for (size_t i = 0; i < n; i++) {
+      long v = lrintf(data[i] * 8388608.0f);
+      w->pcm[i] = (int)(v > 8388607 ? 8388607 : v < -8388608 ? -8388608 : v) * 256;
+    }
+    put = sf_writef_int(w->f, w->pcm, (sf_count_t)frames);
+  } else put = sf_writef_float(w->f, data, (sf_count_t)frames);
+  if (put != (sf_count_t)frames) die("cannot write %s: %s", w->target, sf_strerror(w->f));
   w->samples += (long long)frames;
 }
 
@@ -270,6 +309,7 @@ static void writer_close(writer *w) {
     writer_write(w, NULL, 0);
     soxr_delete(w->soxr), free(w->resampled);
   }
+  free(w->pcm);
   if (sf_close(w->f) != 0) die("cannot write %s", w->target);
   publish(w->target);
   if (w->over) fprintf(stderr, "note: %lld output sample(s) beyond +-1%s\n", w->over, w->clip ? " (clipped in FLAC)" : "");
@@ -313,11 +353,14 @@ typedef struct {
   int rows;
 } buffer;
 
+/* Room for `cols` columns, keeping the columns already held: the stream driver appends the
+   decoder's flush after the frames of its last push, and a piece is gathered in `carry`. */
 static float *room(buffer *b, size_t cols) {
   if (cols > b->cap) {
-    free(b->data);
-    b->cap = cols + cols / 2 + 16;
-    b->data = xmalloc(b->cap * (size_t)b->rows * sizeof(float));
+    size_t cap = cols + cols / 2 + 16;
+    float *grown = realloc(b->data, cap * (size_t)b->rows * sizeof(float));
+    if (!grown) die("out of memory");
+    b->data = grown, b->cap = cap;
   }
   return b->data;
 }

@@ -66,8 +66,12 @@ typedef struct se_stream se_stream;
 typedef struct se_model_options {
   int threads;              /* CPU threads for LiteRT/XNNPACK; 0: every core this process may use */
   int sides;                /* SE_SIDE_*; 0 means both */
-  const char *weight_cache; /* XNNPACK weight cache: NULL = ":memory" where memfd_create exists (Linux,
-                               Android), else none; "" = none; otherwise a file path reused by later opens */
+  const char *weight_cache_dir; /* where XNNPACK keeps packed weights between opens: a directory, in
+                               which each graph has its own file, named after the graph and its
+                               sha256 in the manifest ("encoder-<first 16 hex digits>.xnn"), so a
+                               replaced export never reuses another graph's packed weights. NULL:
+                               in memory where memfd_create exists (Linux, Android), else none;
+                               "": none (each signature packs its own copy). */
   int verify_sha256;        /* 1 (default): check each graph's sha256 against the manifest; 0: size only */
   int litert_log_severity;  /* LiteRT's minimum log severity: 4 (default) silent ... 1 info */
 } se_model_options;

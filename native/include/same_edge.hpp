@@ -24,7 +24,7 @@ struct Error : std::runtime_error {
 struct Options {
   int threads = 0;                    // 0: every core
   int sides = SE_SIDE_BOTH;
-  const char *weight_cache = nullptr; // nullptr: ":memory" where available
+  const char *weight_cache_dir = nullptr; // see se_model_options; nullptr: in memory where available
   bool verify_sha256 = true;
 };
 
@@ -76,7 +76,7 @@ class Model {
     se_model_options_init(&o);
     o.threads = options.threads;
     o.sides = options.sides;
-    o.weight_cache = options.weight_cache;
+    o.weight_cache_dir = options.weight_cache_dir;
     o.verify_sha256 = options.verify_sha256 ? 1 : 0;
     char err[512];
     se_status st = se_model_open(dir.c_str(), &o, &m_, err, sizeof err);

@@ -162,7 +162,7 @@ void se_model_options_init(se_model_options *o) {
   memset(o, 0, sizeof *o);
   o->threads = 0;
   o->sides = SE_SIDE_BOTH;
-  o->weight_cache = NULL;
+  o->weight_cache_dir = NULL;
   o->verify_sha256 = 1;
   o->litert_log_severity = 4;
 }
@@ -207,6 +207,9 @@ static int expected_shape(const se_model *m, int side, int window, int is_input,
 static int roles_required(int side, int window, int is_input);
 
 static int is_string(const json_node *n) { return n && n->type == JSON_STRING; }
+
+/* What Python's fullmatch(".+") takes: a non-empty string without a newline. */
+static int is_line(const json_node *n) { return is_string(n) && n->string[0] && !strchr(n->string, '\n'); }
 
 /* The manifest's own description of one signature must be the shapes the model's facts give. */
 static int manifest_signature_ok(const se_model *m, int side, int window, const json_node *sig, int state_rank,
@@ -279,8 +282,8 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
 
   const json_node *source = json_get(root, "source");
   const json_node *cfg = json_get(source, "config_sha256"), *ckpt = json_get(source, "checkpoint_sha256");
-  if (!source || source->type != JSON_OBJECT || !is_string(json_get(source, "config_file")) ||
-      !is_string(json_get(source, "checkpoint_file")) || !is_hex64(cfg) || !is_hex64(ckpt))
+  if (!source || source->type != JSON_OBJECT || !is_line(json_get(source, "config_file")) ||
+      !is_line(json_get(source, "checkpoint_file")) || !is_hex64(cfg) || !is_hex64(ckpt))
     BAD("%s: manifest field source must name the config and checkpoint files and their sha256", path);
   snprintf(m->model_id, sizeof m->model_id, "%.16s-%.16s", cfg->string, ckpt->string);
   const json_node *tools = json_get(root, "tools");
@@ -297,6 +300,11 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
     const json_node *file = json_get(g, "file");
     if (!is_string(file) || strcmp(file->string, GRAPH_FILE[side]) != 0)
       BAD("%s: manifest field %s.file must be '%s'", path, name, GRAPH_FILE[side]);
+    for (int k = 0; k < 2; k++) { /* export's reports, for `info`: free-form, but objects */
+      const json_node *report = json_get(g, k ? "delegation" : "ops");
+      if (report && report->type != JSON_OBJECT)
+        BAD("%s: manifest field %s.%s must be an object", path, name, k ? "delegation" : "ops");
+    }
     if (!get_int(g, "bytes", 1, 1LL << 40, &bytes)) BAD("%s: manifest field %s.bytes must be a positive integer", path, name);
     if (!is_hex64(json_get(g, "sha256"))) BAD("%s: manifest field %s.sha256 must be 64 lowercase hex digits", path, name);
     if (!get_shape(g, "state_shape", &rank, dims) || rank != 3 || dims[0] != fpc / 2)
@@ -337,6 +345,165 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
   }
   return SE_OK;
 #undef BAD
+}
+
+/* ---------- the manifest each graph embeds ---------- */
+
+/* A bounds-checked flatbuffer reader, the C counterpart of same_edge/flatbuffer.py's: every offset
+ * is checked against the file's size before it is followed (positions are 64-bit: no sum wraps),
+ * so a damaged graph is refused, never read past. A table starts with an int32 offset back to its
+ * vtable {uint16 vtable_bytes, uint16 table_bytes, uint16 field_offset[]}; a reference field holds
+ * a uint32 offset forward; a vector or string is a uint32 count, then its items. */
+typedef struct {
+  const uint8_t *p;
+  uint64_t size;
+} fb_file;
+
+typedef struct {
+  uint64_t pos, vtable;
+  unsigned vtable_bytes, table_bytes;
+} fb_table;
+
+static int fb_uint(const fb_file *f, uint64_t at, int bytes, uint64_t *out) {
+  if (at > f->size || f->size - at < (uint64_t)bytes) return 0;
+  *out = 0;
+  for (int i = bytes - 1; i >= 0; i--) *out = *out << 8 | f->p[at + (uint64_t)i];
+  return 1;
+}
+
+static int fb_table_at(const fb_file *f, uint64_t at, fb_table *t) {
+  uint64_t back, vbytes, tbytes;
+  if (!fb_uint(f, at, 4, &back)) return 0;
+  int64_t vtable = (int64_t)at - (int32_t)(uint32_t)back;
+  if (vtable < 0 || !fb_uint(f, (uint64_t)vtable, 2, &vbytes) || !fb_uint(f, (uint64_t)vtable + 2, 2, &tbytes) ||
+      vbytes < 4 || vbytes % 2 || (uint64_t)vtable + vbytes > f->size || at + (tbytes > 4 ? tbytes : 4) > f->size)
+    return 0;
+  *t = (fb_table){at, (uint64_t)vtable, (unsigned)vbytes, (unsigned)tbytes};
+  return 1;
+}
+
+/* The position of field i (0: absent). */
+static int fb_field(const fb_file *f, const fb_table *t, int i, uint64_t *at) {
+  uint64_t offset = 0;
+  if (4 + 2 * (unsigned)i + 2 <= t->vtable_bytes && !fb_uint(f, t->vtable + 4 + 2 * (uint64_t)i, 2, &offset)) return 0;
+  *at = offset ? t->pos + offset : 0;
+  return offset < t->table_bytes || !offset;
+}
+
+static int fb_scalar(const fb_file *f, const fb_table *t, int i, int bytes, uint64_t *out) {
+  uint64_t at;
+  *out = 0;
+  return fb_field(f, t, i, &at) && (!at || fb_uint(f, at, bytes, out));
+}
+
+/* A vector field's items and count, all inside the file (count 0: absent). */
+static int fb_vector(const fb_file *f, const fb_table *t, int i, uint64_t item_bytes, uint64_t *items, uint64_t *count) {
+  uint64_t at, rel;
+  *items = *count = 0;
+  if (!fb_field(f, t, i, &at)) return 0;
+  if (!at) return 1;
+  if (!fb_uint(f, at, 4, &rel) || !fb_uint(f, at + rel, 4, count)) return 0;
+  *items = at + rel + 4;
+  return *items <= f->size && (f->size - *items) / item_bytes >= *count;
+}
+
+static int fb_vector_table(const fb_file *f, uint64_t items, uint64_t k, fb_table *t) {
+  uint64_t rel;
+  return fb_uint(f, items + 4 * k, 4, &rel) && fb_table_at(f, items + 4 * k + rel, t);
+}
+
+/* The bytes of a .tflite file's metadata entry `key` (Model.metadata, field 6: {name, buffer};
+ * Model.buffers, field 4: {data, offset, size}, offset > 1 for bytes kept past the flatbuffer, as
+ * the quantiser stores them): 1 found, 0 absent, -1 the file is malformed. */
+static int tflite_metadata(const uint8_t *file, size_t file_size, const char *key, const uint8_t **out, size_t *out_size) {
+  fb_file f = {file, file_size};
+  fb_table model, entry, buffer;
+  uint64_t root, entries, n_entries, buffers, n_buffers, name, name_len, index, offset, size, data, data_len;
+  if (!fb_uint(&f, 0, 4, &root) || !fb_table_at(&f, root, &model) || !fb_vector(&f, &model, 6, 4, &entries, &n_entries) ||
+      !fb_vector(&f, &model, 4, 4, &buffers, &n_buffers))
+    return -1;
+  for (uint64_t k = 0; k < n_entries; k++) {
+    if (!fb_vector_table(&f, entries, k, &entry) || !fb_vector(&f, &entry, 0, 1, &name, &name_len)) return -1;
+    if (name_len != strlen(key) || memcmp(file + name, key, name_len) != 0) continue;
+    if (!fb_scalar(&f, &entry, 1, 4, &index) || index >= n_buffers || !fb_vector_table(&f, buffers, index, &buffer) ||
+        !fb_scalar(&f, &buffer, 1, 8, &offset) || !fb_scalar(&f, &buffer, 2, 8, &size))
+      return -1;
+    if (offset > 1) {
+      if (offset > f.size || f.size - offset < size) return -1;
+      *out = file + offset, *out_size = (size_t)size;
+      return 1;
+    }
+    if (!fb_vector(&f, &buffer, 0, 1, &data, &data_len)) return -1;
+    *out = file + data, *out_size = (size_t)data_len;
+    return 1;
+  }
+  return 0;
+}
+
+/* A graph's manifest entries written once its file exists: not in the manifest the graph embeds. */
+static const char *const FILE_FIELDS[] = {"bytes", "sha256", "ops", "delegation"};
+
+/* The first member (ours in document order, then those only theirs holds) whose values differ, as
+ * a dotted path appended to `path`, with both values (NULL: absent). Objects are compared member by
+ * member, other values whole. same_edge/manifest.py's _first_difference walks alike. */
+static int first_difference(const json_node *ours, const json_node *theirs, char *path, size_t size,
+                            const json_node **a, const json_node **b) {
+  size_t len = strlen(path);
+  int graph = strcmp(path, "encoder") == 0 || strcmp(path, "decoder") == 0;
+  for (int only_theirs = 0; only_theirs < 2; only_theirs++)
+    for (const json_node *m = (only_theirs ? theirs : ours)->child; m; m = m->next) {
+      int skip = only_theirs && json_get(ours, m->key);
+      for (size_t i = 0; graph && i < sizeof FILE_FIELDS / sizeof *FILE_FIELDS; i++) skip |= strcmp(m->key, FILE_FIELDS[i]) == 0;
+      if (skip) continue;
+      const json_node *x = only_theirs ? NULL : m, *y = only_theirs ? m : json_get(theirs, m->key);
+      snprintf(path + len, size - len, len ? ".%s" : "%s", m->key);
+      if (x && y && x->type == JSON_OBJECT && y->type == JSON_OBJECT) {
+        if (first_difference(x, y, path, size, a, b)) return 1;
+      } else if (!x || !y || !json_equal(x, y)) {
+        *a = x, *b = y;
+        return 1;
+      }
+      path[len] = '\0';
+    }
+  return 0;
+}
+
+/* Refuse a graph whose embedded manifest is not manifest.json (but for FILE_FIELDS): an edited
+ * start skip or sample rate would shift or mislabel the output silently. Every export embeds one:
+ * a graph without is refused. */
+static se_status check_embedded_manifest(const json_node *root, const uint8_t *map, size_t map_size, const char *dir,
+                                         const char *file, errbuf *e) {
+  const uint8_t *payload = NULL;
+  size_t len = 0;
+  int found = tflite_metadata(map, map_size, "same_edge.manifest", &payload, &len);
+  if (found < 0) return open_fail(e, SE_ERR_MODEL, "%s/%s is not a .tflite flatbuffer (its metadata lies outside the file)", dir, file);
+  if (!found)
+    return open_fail(e, SE_ERR_MODEL, "%s embeds no manifest (metadata 'same_edge.manifest'): %s/%s is not a graph written "
+                     "by `same-edge export`", file, dir, file);
+  if (len > MANIFEST_MAX_BYTES) return open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest of %zu bytes: too large to be one", dir, file, len);
+  char jerr[160], field[256] = "", ours[64] = "(absent)", theirs[64] = "(absent)";
+  json_doc *doc = json_parse((const char *)payload, len, jerr, sizeof jerr);
+  if (!doc) return open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest that is not valid JSON (%s)", dir, file, jerr);
+  const json_node *embedded = json_root(doc), *a = NULL, *b = NULL;
+  se_status st = SE_OK;
+  if (embedded->type != JSON_OBJECT)
+    st = open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest that is not a JSON object", dir, file);
+  else if (first_difference(root, embedded, field, sizeof field, &a, &b)) {
+    /* One short line, whatever the member names: control characters as '?', at most 120 bytes. */
+    for (char *c = field; *c; c++)
+      if ((unsigned char)*c < 0x20) *c = '?';
+    if (strlen(field) > 120) {
+      size_t n = 117;
+      while (n && ((unsigned char)field[n] & 0xC0) == 0x80) n--; /* on a character boundary */
+      memcpy(field + n, "...", 4);
+    }
+    if (a) json_brief(a, ours, sizeof ours);
+    if (b) json_brief(b, theirs, sizeof theirs);
+    st = open_fail(e, SE_ERR_MODEL, "%s: manifest.json says %s %s, %s embeds %s (the manifest was edited, or the graphs "
+                   "are from another export)", dir, field, ours, file, theirs);
+  }
+  json_free(doc);
+  return st;
 }
 
 static int graph_state_shape(const json_node *root, int side, int *rank, int dims[LITERT_TENSOR_MAX_RANK]) {
@@ -544,6 +711,7 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
       goto fail;
     }
   }
+  if ((st = check_embedded_manifest(root, g->map, g->map_size, dir, file, e)) != SE_OK) goto fail;
   if (LiteRtCreateModelFromBuffer(m->env, g->map, g->map_size, &g->model) != 0 || !g->model) {
     g->model = NULL;
     st = open_fail(e, SE_ERR_MODEL, "%s could not be loaded by LiteRT", path);
@@ -597,19 +765,24 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
   }
   /* XNNPACK's options are passed as LiteRT's opaque "xnnpack" TOML payload (the Lrt* CPU-option
    * helpers are not exported by libLiteRt.so). */
-  const char *cache = o->weight_cache;
+  const char *cache_dir = o->weight_cache_dir;
 #if defined(__linux__) || defined(__ANDROID__)
-  if (!cache) cache = ":memory"; /* an anonymous memfd_create file */
+  if (!cache_dir) cache_dir = ":memory"; /* an anonymous memfd_create file per graph */
 #else
-  if (!cache) cache = "";
+  if (!cache_dir) cache_dir = "";
 #endif
-  char *payload = malloc(64 + strlen(cache));
+  char *payload = malloc(128 + strlen(cache_dir));
   if (!payload) {
     st = open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
     goto fail;
   }
   int n = sprintf(payload, "num_threads = %d\n", m->threads);
-  if (*cache) sprintf(payload + n, "weight_cache_file_path = \"%s\"\n", cache);
+  /* XNNPACK finds packed weights by the graph's buffer identifiers, not their contents: one file
+   * per graph, named after its sha256, or a decoder would run on the encoder's packed weights. */
+  if (!strcmp(cache_dir, ":memory"))
+    sprintf(payload + n, "weight_cache_file_path = \":memory\"\n");
+  else if (*cache_dir)
+    sprintf(payload + n, "weight_cache_file_path = \"%s/%s-%.16s.xnn\"\n", cache_dir, name, sha);
   LiteRtOpaqueOptions xnn = NULL;
   if (LiteRtCreateOptions(&g->options) != 0 ||
       LiteRtSetOptionsHardwareAccelerators(g->options, kLiteRtHwAcceleratorCpu) != 0) {
@@ -685,13 +858,15 @@ se_status se_model_open(const char *dir, const se_model_options *options, se_mod
   if (o.sides < 0 || o.sides > SE_SIDE_BOTH) return open_fail(&e, SE_ERR_ARGUMENT, "sides must be SE_SIDE_ENCODER, SE_SIDE_DECODER or both");
   if (o.threads < 0 || o.threads > SE_MAX_THREADS)
     return open_fail(&e, SE_ERR_ARGUMENT, "threads must be 0 (every core) or 1..%d, got %d", SE_MAX_THREADS, o.threads);
-  if (o.weight_cache && (strpbrk(o.weight_cache, "\"\\\n\r") || strlen(o.weight_cache) > 3000))
-    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache path must not contain quotes, backslashes or newlines");
+  if (o.weight_cache_dir && (strpbrk(o.weight_cache_dir, "\"\\\n\r") || strlen(o.weight_cache_dir) > 3000))
+    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache_dir must not contain quotes, backslashes or newlines");
   if (!LiteRtGetCompiledModelEnvironment)
     return open_fail(&e, SE_ERR_RUNTIME,
                      "the LiteRT runtime (libLiteRt.so) is older than 2.2: install ai-edge-litert >= 2.2 or "
                      "link LiteRT 2.2 or later");
   struct stat sb;
+  if (o.weight_cache_dir && *o.weight_cache_dir && (stat(o.weight_cache_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache_dir is not a directory: %s", o.weight_cache_dir);
   if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return open_fail(&e, SE_ERR_MODEL, "model directory not found: %s", dir);
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", dir) >= sizeof path)
