@@ -45,8 +45,9 @@ def _make_parents(directory: Path) -> list[Path]:
 
 def _temp_name_prefix(path: Path) -> str:
     # "." + name + "." + 8 random characters must fit in a component: shorten the name if needed.
-    room = _NAME_MAX - 1 - 1 - 8 - len(path.suffix.encode())
-    stem = path.name.encode()[:room].decode(errors="ignore")
+    # Names are bytes (os.fsencode): a non-UTF-8 name keeps its bytes.
+    room = _NAME_MAX - 1 - 1 - 8 - len(os.fsencode(path.suffix))
+    stem = os.fsdecode(os.fsencode(path.name)[:room])
     return f".{stem}."
 
 

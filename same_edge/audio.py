@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,13 @@ FLAC_RATES = range(1, 655351)  # FLAC's STREAMINFO holds the rate in 20 bits
 INPUT_RATES = range(1000, 1_000_001)
 
 
+def soundfile_name(path: str | Path) -> str | bytes:
+    """``path`` as soundfile must be given it: bytes on POSIX, where a file name is any bytes and
+    soundfile would encode a ``str`` strictly (a Latin-1 name, decoded by Python with surrogate
+    escapes, is a UnicodeEncodeError there); the ``str`` on Windows."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
 class AudioReader:
     """Reads a file as ``[channels, n]`` float32 blocks at ``sample_rate`` Hz.
 
@@ -38,7 +46,7 @@ class AudioReader:
         if self.path.stat().st_size == 0:
             raise AudioFileError(f"input file is empty: {self.path}")
         try:
-            self._file = sf.SoundFile(str(self.path))
+            self._file = sf.SoundFile(soundfile_name(self.path))
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
             raise AudioFileError(f"cannot read {self.path}: {e}") from None
         # libsndfile quietly shortens a cut-off WAV to what is there; its header log tells.
@@ -138,7 +146,8 @@ class AudioWriter:
         self.samples = 0
         self._out = AtomicPath(self.path)
         try:
-            self._file = sf.SoundFile(str(self._out.path), "w", self.output_rate, channels, subtype=fmt[1], format=fmt[0])
+            self._file = sf.SoundFile(soundfile_name(self._out.path), "w", self.output_rate, channels, subtype=fmt[1],
+                                      format=fmt[0])
         except (sf.LibsndfileError, RuntimeError, ValueError) as e:
             self._out.discard()
             raise AudioFileError(f"cannot write {self.path}: {e}") from None

@@ -70,8 +70,10 @@ def _audio_seconds(path: Path) -> float:
     reports the file properly)."""
     import soundfile as sf
 
+    from .audio import soundfile_name
+
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
         return info.frames / info.samplerate
     except Exception:
         return 0.0
@@ -329,12 +331,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error(message: str) -> None:
+    if sys.stderr is None:  # started with fd 2 closed: print() would fall back to stdout
+        return
     with contextlib.suppress(OSError, ValueError, AttributeError):
         print(f"same-edge: {message}", file=sys.stderr)
 
 
+def _hold_standard_descriptors() -> None:
+    """Point a closed fd 0, 1 or 2 at /dev/null: otherwise the next file opened (an output, a
+    model) takes its number, and whatever writes to that descriptor (a print, LiteRT's log)
+    writes into the file."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for bad input, 130/143/129 when stopped)."""
+    _hold_standard_descriptors()
+    for stream in (sys.stdout, sys.stderr):  # file names are bytes: print a non-UTF-8 one as it is
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)} \
         if hasattr(signal, "SIGHUP") and _main_thread() else {}

@@ -93,15 +93,16 @@ class _Stream:
         if not self._busy.acquire(blocking=False):
             raise StreamError("this stream is being used by another thread; give each thread its own stream")
         try:
-            if self._broken:
-                raise StreamError(f"this stream failed earlier ({self._broken}); start a new one")
-            if self._flushed:
-                raise StreamError("this stream was flushed; start a new one")
-            try:
-                yield
-            except OutputError as e:
-                self._broken = str(e)
-                raise
+            with self._codec._in_use():
+                if self._broken:
+                    raise StreamError(f"this stream failed earlier ({self._broken}); start a new one")
+                if self._flushed:
+                    raise StreamError("this stream was flushed; start a new one")
+                try:
+                    yield
+                except OutputError as e:
+                    self._broken = str(e)
+                    raise
         finally:
             self._busy.release()
 
@@ -291,6 +292,29 @@ class Codec:
         self.model_dir = model_dir
         self.manifest = manifest
         self._graphs = graphs
+        self._closed = False
+        self._uses = 0  # calls running now, on any thread; close() waits for them
+        self._idle = threading.Condition()
+        self._depth = threading.local()  # this thread's nested uses (encode runs a stream)
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Hold the graphs for one call: ``close()`` waits until it returns."""
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            with self._idle:
+                if self._closed:
+                    raise StreamError("this Codec was closed (Codec.close()); load the model again")
+                self._uses += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0:
+                with self._idle:
+                    self._uses -= 1
+                    self._idle.notify_all()
 
     @classmethod
     def load(cls, model_dir: str | Path, threads: int | None = None, sides: Collection[str] = SIDES,
@@ -307,6 +331,7 @@ class Codec:
         has ``memfd_create`` (Linux, Android), elsewhere a temporary file removed at close.
         """
         model_dir = Path(model_dir)
+        sides = sides if isinstance(sides, str) else tuple(sides)  # an iterator is read once
         unknown = set(sides) - set(SIDES)
         if unknown or not sides or isinstance(sides, str):
             raise StreamError(f"sides must be some of {list(SIDES)}, got {sides!r}")
@@ -335,9 +360,19 @@ class Codec:
             raise StreamError(f"this Codec was loaded without its {side} (Codec.load(..., sides=...))") from None
 
     def close(self) -> None:
-        """Release the LiteRT graphs now rather than when the Codec is collected."""
+        """Release the LiteRT graphs now rather than when the Codec is collected; a call running on
+        another thread finishes first. Any use afterwards (its streams too) raises ``StreamError``."""
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._uses == 0)
         for graph in self._graphs.values():
             graph.close()
+
+    def __enter__(self) -> Codec:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def sides(self) -> tuple[str, ...]:
@@ -379,15 +414,17 @@ class Codec:
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         """[C, T] float32 at ``sample_rate`` -> latents [latent_dim, ceil(T / hop)] float32."""
-        enc = self.stream_encoder(largest_window=None)
-        head = enc.push(audio)
-        return np.concatenate([head, enc.flush()], axis=1)
+        with self._in_use():
+            enc = self.stream_encoder(largest_window=None)
+            head = enc.push(audio)
+            return np.concatenate([head, enc.flush()], axis=1)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """[latent_dim, L] float32 -> audio [C, L * hop] float32 at ``sample_rate``."""
-        dec = self.stream_decoder(largest_window=None)
-        head = dec.push(latents)
-        return np.concatenate([head, dec.flush()], axis=1)
+        with self._in_use():
+            dec = self.stream_decoder(largest_window=None)
+            head = dec.push(latents)
+            return np.concatenate([head, dec.flush()], axis=1)
 
     def stream_encoder(self, largest_window: int | None = 1) -> StreamEncoder:
         """A new encoding stream, using windows up to ``largest_window`` chunks (1 by default: the

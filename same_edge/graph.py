@@ -20,7 +20,9 @@ import atexit
 import contextlib
 import hashlib
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -53,15 +55,21 @@ def stderr_silenced() -> Iterator[None]:
     creates and destroys its environment and accelerators. Errors still reach Python as exception
     messages. Safe to nest and to use from several threads."""
     with _STDERR_LOCK:
-        sys.stderr.flush()
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # sys.stderr is None when fd 2 was closed
+            sys.stderr.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        saved = None
+        if devnull != 2:  # fd 2 open (if it was closed, /dev/null just took its place: it stays closed after)
+            saved = os.dup(2)
+            os.dup2(devnull, 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
             os.close(devnull)
 
 
@@ -85,6 +93,31 @@ def _quiet_litert_teardown() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
     atexit.register(hook)
+
+
+_TEMPORARY_CACHE_PREFIX = "same-edge-weights-"  # + the owner's pid + "-" + mkdtemp's random suffix
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def _temporary_cache_dir() -> str:
+    """A new directory for a temporary weight-cache file. A process killed by a signal leaves its
+    own behind (its finalizers never run): remove those of processes that no longer exist first,
+    recognised by our prefix and their pid. Not on Windows, where ``os.kill`` would terminate."""
+    if os.name != "nt":
+        for entry in os.scandir(tempfile.gettempdir()):
+            owner = re.fullmatch(rf"{_TEMPORARY_CACHE_PREFIX}(\d+)-\w+", entry.name)
+            if owner and entry.is_dir(follow_symlinks=False) and not _process_exists(int(owner.group(1))):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_TEMPORARY_CACHE_PREFIX}{os.getpid()}-")
 
 
 def default_weight_cache() -> str:
@@ -131,6 +164,7 @@ class Signature:
 
     def __init__(self, model: CompiledModel, key: str, lock: threading.Lock) -> None:
         self.key = key
+        self.closed = False
         self._model = model
         self._lock = lock
         names = model.get_signature_list()[key]
@@ -149,6 +183,8 @@ class Signature:
             if value.shape != shape or value.dtype != np.float32:
                 raise StreamError(f"{self.key}.{name}: expected float32 {list(shape)}, got {value.dtype} {list(value.shape)}")
         with self._lock:
+            if self.closed:
+                raise StreamError(f"{self.key}: the graph was closed (Codec.close())")
             for name in self.inputs:
                 self._in[name].write(np.ascontiguousarray(inputs[name]))
             self._model.run_by_name(self.key, self._in, self._out)
@@ -160,7 +196,9 @@ class Signature:
             buffer.destroy()
 
 
-def _release(signatures: dict[str, Signature], model: CompiledModel, environment: Environment, cache_dir: str | None) -> None:
+def _release(signatures: dict[str, Signature], model: CompiledModel, environment: Environment, cache_dir: str | None,
+             data: bytes) -> None:
+    """Close a graph's LiteRT objects; ``data``, the bytes the model runs from, is held until now."""
     with stderr_silenced():  # destroying the environment logs each accelerator
         for sig in signatures.values():
             sig._release()
@@ -170,21 +208,41 @@ def _release(signatures: dict[str, Signature], model: CompiledModel, environment
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 
-def check_graph_file(path: Path, size: int | None = None, sha256: str | None = None) -> None:
-    """Refuse a graph file that LiteRT must not see: not the size or hash the manifest records
-    (when given), or not a structurally valid ``.tflite`` flatbuffer."""
-    if not path.is_file():
-        raise ModelDirError(f"{path} not found")
-    actual = path.stat().st_size
-    if size is not None and actual != size:
-        raise ModelDirError(f"{path} is {actual} bytes, the manifest says {size}: the file is damaged or not this model's")
-    if sha256 is not None and sha256_file(path) != sha256:
+def read_graph_file(path: Path, size: int | None = None, sha256: str | None = None) -> bytes:
+    """The bytes of a graph file, once checked: the size and hash the manifest records (when
+    given) and a structurally valid ``.tflite`` flatbuffer. LiteRT runs these very bytes, so a file
+    replaced or truncated later (``cp`` over a loaded model) cannot reach a loaded graph, where a
+    memory-mapped file would crash the process with SIGBUS at its next call."""
+    try:  # non-blocking: a FIFO in the file's place must be refused, not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ModelDirError(f"{path} not found") from None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelDirError(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        data = f.read() if size is None else f.read(size + 1)
+    if size is not None and len(data) != size:
+        raise ModelDirError(f"{path} is {'more than ' if len(data) > size else ''}{len(data)} bytes, the manifest says "
+                            f"{size}: the file is damaged or not this model's")
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ModelDirError(f"{path} does not match the sha256 in the manifest: the file is damaged or not this model's")
     try:
-        with open(path, "rb") as f:
-            verify_tflite(f.read())
+        verify_tflite(data)
     except GraphFileError as e:
         raise ModelDirError(f"{path} is not a valid .tflite graph ({e})") from None
+    return data
+
+
+def _file_size_limited() -> bool:
+    """Whether this process has a finite file-size limit (``ulimit -f``). XNNPACK's weight cache is
+    a file (``:memory`` is a memfd, which counts too) and a write past the limit aborts the process
+    inside XNNPACK, so under a limit the graphs load without it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return False
+    return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
 
 
 class Graph:
@@ -194,20 +252,27 @@ class Graph:
     ``weight_cache``: where XNNPACK keeps the weights it packs, so that the signatures share one
     packed copy: None for ``default_weight_cache()``, ``IN_MEMORY_WEIGHT_CACHE``, or a file path
     that later loads of this same graph reuse (``weight_cache_file`` names one; never give two
-    graphs one file). ``size``/``sha256``: what the file must be (from the manifest).
+    graphs one file). Under a finite file-size limit (``ulimit -f``) there is no cache: each
+    signature packs its own copy (more memory, the same outputs). ``size``/``sha256``: what the
+    file must be (from the manifest). The file is read once (``read_graph_file``).
+
+    ``close()`` waits for a running call; a call after it raises ``StreamError``.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str | None = None,
                  size: int | None = None, sha256: str | None = None) -> None:
         self.path = Path(path)
         self.threads = check_threads(threads)
-        check_graph_file(self.path, size, sha256)
+        data = read_graph_file(self.path, size, sha256)
         cache_dir = None
-        if weight_cache is None:
-            weight_cache = default_weight_cache()
-        if not weight_cache:
-            cache_dir = tempfile.mkdtemp(prefix="same-edge-weights-")
-            weight_cache = os.path.join(cache_dir, "weights.xnn")
+        if _file_size_limited():
+            weight_cache = ""  # XNNPACK's "no cache"
+        else:
+            if weight_cache is None:
+                weight_cache = default_weight_cache()
+            if not weight_cache:
+                cache_dir = _temporary_cache_dir()
+                weight_cache = os.path.join(cache_dir, "weights.xnn")
         self.weight_cache = weight_cache
         cpu = CpuOptions(num_threads=self.threads, xnnpack_weight_cache_path=weight_cache)
         options = Options(hardware_accelerators=HardwareAccelerator.CPU, cpu_options=cpu)
@@ -216,15 +281,17 @@ class Graph:
         with stderr_silenced():
             environment = Environment.create(runtime_path=os.path.dirname(ai_edge_litert.__file__))
             try:
-                model = CompiledModel.from_file(str(self.path), environment=environment, options=options)
+                model = CompiledModel.from_buffer(data, environment=environment, options=options)
                 self.signatures = {key: Signature(model, key, lock) for key in model.get_signature_list()}
             except (ValueError, RuntimeError) as e:
                 environment.close()  # here, silenced, rather than whenever it is collected
                 if cache_dir is not None:
                     shutil.rmtree(cache_dir, ignore_errors=True)
                 raise ModelDirError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
-        # Released when the graph is collected or, at the latest, at interpreter exit.
-        self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment, cache_dir)
+        self._lock = lock
+        # Released when the graph is collected or, at the latest, at interpreter exit; LiteRT runs
+        # `data` in place: it lives as long as the model.
+        self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment, cache_dir, data)
 
     def __getitem__(self, key: str) -> Signature:
         try:
@@ -233,5 +300,9 @@ class Graph:
             raise ModelDirError(f"{self.path.name} has no signature {key!r} (has {sorted(self.signatures)})") from None
 
     def close(self) -> None:
-        """Release LiteRT's model, buffers and environment now (otherwise done when collected)."""
-        self._finalizer()
+        """Release LiteRT's model, buffers and environment now (otherwise done when collected),
+        once a call running on another thread has returned."""
+        with self._lock:
+            for sig in self.signatures.values():
+                sig.closed = True
+            self._finalizer()

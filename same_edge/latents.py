@@ -11,8 +11,9 @@ block at a time whatever their compression.
 
 from __future__ import annotations
 
+import contextlib
 import lzma
-import shutil
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -55,6 +56,15 @@ def _member(name: str) -> zipfile.ZipInfo:
     return info
 
 
+_NPY_HEADER_BYTES = 128  # the latents member's .npy 2.0 header: fixed, so that its frame count is patched in at close
+
+
+def _npy_header(latent_dim: int, frames: int) -> bytes:
+    text = repr({"descr": "<f4", "fortran_order": True, "shape": (latent_dim, frames)})
+    text = text.ljust(_NPY_HEADER_BYTES - 12 - 1) + "\n"  # magic, version and length take 12 bytes
+    return b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text)) + text.encode("latin1")
+
+
 def _check_suffix(path: Path) -> None:
     if path.suffix.lower() != SUFFIX:
         raise LatentFileError(f"latent files are {SUFFIX}, got {path.name}")
@@ -77,8 +87,12 @@ class LatentWriter:
         self.frames = 0
         self.header: LatentHeader | None = None
         self._out = AtomicPath(self.path)
-        self._frames_tmp = AtomicPath(self.path.with_suffix(".frames"))  # never committed: assembled into the zip
-        self._frames = open(self._frames_tmp.path, "wb")  # noqa: SIM115 (closed in close/abort)
+        # The frames go straight into the zip, under a header whose frame count close() fills in:
+        # the file needs its own size on disk, once.
+        self._zip = zipfile.ZipFile(self._out.path, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self._info = _member(LATENTS_MEMBER)
+        self._frames = self._zip.open(self._info, "w", force_zip64=True)
+        self._frames.write(_npy_header(latent_dim, 0))
 
     def write(self, z: np.ndarray) -> None:
         """Append frames: ``[latent_dim, k]`` float32."""
@@ -93,25 +107,43 @@ class LatentWriter:
             if self.header is None:
                 raise LatentFileError("LatentWriter.header must be set before close")
             self._frames.close()
-            with zipfile.ZipFile(self._out.path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                with zf.open(_member(LATENTS_MEMBER), "w", force_zip64=True) as member, \
-                        open(self._frames_tmp.path, "rb") as frames:  # type: ignore[arg-type]
-                    header = {"descr": "<f4", "fortran_order": True, "shape": (self.latent_dim, self.frames)}
-                    np.lib.format.write_array_header_2_0(member, header)
-                    shutil.copyfileobj(frames, member, 1 << 20)
-                for key, value in asdict(self.header).items():
-                    with zf.open(_member(f"{key}.npy"), "w") as member:
-                        np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+            self._patch_frame_count()
+            for key, value in asdict(self.header).items():
+                with self._zip.open(_member(f"{key}.npy"), "w") as member:
+                    np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+            self._zip.close()
         except BaseException:
             self.abort()
             raise
-        self._frames_tmp.discard()
         self._out.commit()
+
+    def _patch_frame_count(self) -> None:
+        """Write the final ``.npy`` header over the placeholder (the same length), then the member's
+        CRC over what it now holds, read back from the file (the frames, once)."""
+        fp, end = self._zip.fp, self._zip.fp.tell()
+        fp.seek(self._info.header_offset + 26)  # the local header's name and extra-field lengths
+        name_len, extra_len = struct.unpack("<HH", fp.read(4))
+        data = self._info.header_offset + 30 + name_len + extra_len
+        fp.seek(data)
+        fp.write(_npy_header(self.latent_dim, self.frames))
+        fp.seek(data)
+        crc, left = 0, self._info.file_size
+        while left:
+            block = fp.read(min(left, 1 << 20))
+            if not block:
+                raise OSError(f"{self._out.path} was cut short while being written")
+            crc, left = zlib.crc32(block, crc), left - len(block)
+        self._info.CRC = crc  # the central directory, written at close, takes it from here
+        fp.seek(self._info.header_offset + 14)
+        fp.write(struct.pack("<I", crc))
+        fp.seek(end)
 
     def abort(self) -> None:
         """Discard what was written; no file appears."""
-        self._frames.close()
-        self._frames_tmp.discard()
+        with contextlib.suppress(Exception):
+            self._frames.close()
+        with contextlib.suppress(Exception):
+            self._zip.close()
         self._out.discard()
 
     def __enter__(self) -> LatentWriter:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -45,12 +46,33 @@ def tiny_model():
     return load_model(TINY_CONFIG, TINY_CHECKPOINT)
 
 
+def _conversion_key() -> str:
+    """What the tiny fixture's conversion depends on: the sources, the fixture and the tools."""
+    from importlib import metadata
+
+    root = Path(__file__).parent.parent
+    h = hashlib.sha256(repr((TEST_WINDOWS, [metadata.version(p) for p in ("torch", "litert-torch", "ai-edge-litert")]))
+                       .encode())
+    for path in sorted([*root.glob("export/*.py"), *root.glob("same_edge/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
-    """fp32 flatbuffers of both sides, converted once for the whole session."""
+    """fp32 flatbuffers of both sides, converted once, and kept in build/test-cache for the next run
+    while nothing they depend on changes (the conversion is most of `make check`'s first minute)."""
     from same_edge_export.convert import convert_graph
 
-    return {side: convert_graph(tiny_model, side, TEST_WINDOWS) for side in ("encoder", "decoder")}
+    cache = Path(__file__).parent.parent / "build" / "test-cache" / f"tiny-fp32-{_conversion_key()}"
+    if all((cache / f"{side}.tflite").is_file() for side in ("encoder", "decoder")):
+        return {side: (cache / f"{side}.tflite").read_bytes() for side in ("encoder", "decoder")}
+    graphs = {side: convert_graph(tiny_model, side, TEST_WINDOWS) for side in ("encoder", "decoder")}
+    cache.mkdir(parents=True, exist_ok=True)
+    for side, graph in graphs.items():  # written whole, then renamed: a stopped run leaves no half file
+        (cache / f"{side}.tflite.tmp").write_bytes(graph)
+        os.replace(cache / f"{side}.tflite.tmp", cache / f"{side}.tflite")
+    return graphs
 
 
 @pytest.fixture(scope="session")

@@ -93,3 +93,23 @@ def test_latent_file_extensions_are_matched_in_any_case(tmp_path, name):
     save_latents(tmp_path / name, z, LatentHeader(44100, 10000, "cfg-ckpt", 44100))
     with LatentReader(tmp_path / name) as r:
         assert r.shape == (4, 3)
+
+
+def test_more_channels_than_the_model_has_are_refused_unless_downmixed(tmp_path):
+    sf.write(tmp_path / "six.wav", np.full((4410, 6), 0.25, np.float32), 44100)
+    with pytest.raises(AudioFileError, match="6 channels"):
+        AudioReader(tmp_path / "six.wav", 44100, channels=2)
+    reader = AudioReader(tmp_path / "six.wav", 44100, channels=2, downmix=True)
+    block = reader.read_all()
+    assert block.shape == (2, 4410) and np.allclose(block, 0.25)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_a_failed_write_keeps_an_existing_output_intact_and_leaves_no_temporary_file(tmp_path, suffix):
+    target = tmp_path / f"out{suffix}"
+    target.write_bytes(b"an earlier, finished output")
+    with pytest.raises(RuntimeError), AudioWriter(target, 44100, 2) as w:
+        w.write(np.zeros((2, 44100), np.float32))
+        raise RuntimeError("the encoder failed half way")
+    assert target.read_bytes() == b"an earlier, finished output"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]

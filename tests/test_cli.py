@@ -307,15 +307,16 @@ def test_keep_rate_to_a_rate_flac_cannot_store_is_one_line(tmp_path, capsys, mod
     _assert_clean_failure(rc, err, tmp_path, "FLAC cannot store 700000 Hz")
 
 
+@pytest.mark.parametrize("limit", [4 << 10, 300 << 10, 2 << 20])  # below the packed weights, between, while writing
 @pytest.mark.parametrize("command", ["roundtrip", "decode", "stream"])
-def test_a_full_disk_or_file_size_limit_is_one_line_and_leaves_no_file(tmp_path, capsys, model, command):
-    """RLIMIT_FSIZE (ulimit -f) makes writes fail as a full disk does (Python ignores SIGXFSZ). The
-    limit stays above the packed weights, which XNNPACK writes to a memory file (it aborts otherwise)."""
+def test_a_full_disk_or_file_size_limit_is_one_line_and_leaves_no_file(tmp_path, capsys, model, command, limit):
+    """RLIMIT_FSIZE (ulimit -f) makes writes fail as a full disk does (Python ignores SIGXFSZ). Under
+    a limit the graphs load without XNNPACK's weight-cache file, which a write past the limit would
+    abort inside XNNPACK; the output (3.5 MB of float WAV) then meets the limit."""
     import resource
 
     sf.write(tmp_path / "in.wav", _music(10.0), SR)
     src = _encoded(tmp_path, capsys, model) if command == "decode" else tmp_path / "in.wav"
-    limit = 2 << 20  # the output: 3.5 MB of float WAV
 
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -373,3 +374,25 @@ def test_upper_case_extensions_are_the_same_formats(tmp_path, capsys, model):
 def test_python_dash_m_same_edge_is_the_command_line():
     out = subprocess.run([sys.executable, "-m", "same_edge", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "roundtrip" in out.stdout and "encode" in out.stdout
+
+
+def test_file_names_that_are_not_utf_8_are_read_written_and_printed_as_their_bytes(tmp_path):
+    """POSIX file names are bytes: a Latin-1 name, in and out, works and is printed unchanged."""
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    folder = os.fsencode(tmp_path)
+    source = folder + b"/caf\xe9.wav"
+    os.rename(tmp_path / "in.wav", source)
+    for command, src, dst in (("encode", source, folder + b"/caf\xe9.npz"), ("decode", folder + b"/caf\xe9.npz",
+                              folder + b"/d\xe9cod\xe9.flac"), ("roundtrip", source, folder + b"/r\xe9.wav"),
+                              ("stream", source, folder + b"/s\xe9.wav")):
+        done = subprocess.run([sys.executable, "-m", "same_edge", command, src, dst], capture_output=True, timeout=120)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+        assert done.stdout.startswith(dst + b":") and os.path.isfile(dst)
+    assert sf.info(folder + b"/r\xe9.wav").frames == int(0.5 * SR)
+
+
+def test_a_closed_stderr_is_no_failure(tmp_path):
+    sf.write(tmp_path / "in.wav", _music(0.5), SR)
+    done = subprocess.run([sys.executable, "-m", "same_edge", "encode", str(tmp_path / "in.wav"), str(tmp_path / "z.npz")],
+                          stdout=subprocess.PIPE, text=True, timeout=120, preexec_fn=lambda: os.close(2))
+    assert done.returncode == 0 and done.stdout.startswith(f"{tmp_path / 'z.npz'}:") and (tmp_path / "z.npz").is_file()

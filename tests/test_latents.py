@@ -1,5 +1,6 @@
 """Latent files: written and read a block of frames at a time, atomically, with the header decoding needs."""
 
+import re
 import tracemalloc
 import zipfile
 
@@ -61,6 +62,21 @@ def test_a_failed_write_leaves_no_file_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_frames_go_straight_into_the_one_temporary_file_so_a_file_needs_its_own_size_on_disk_once(tmp_path):
+    blocks = [_latents(frames=1000, seed=i) for i in range(10)]
+    with LatentWriter(tmp_path / "z.npz", latent_dim=8) as w:
+        for block in blocks:
+            w.write(block)
+        written = list(tmp_path.iterdir())
+        assert len(written) == 1 and written[0].stat().st_size >= 8 * 10_000 * 4  # no second copy anywhere
+        w.header = HEADER
+    assert [p.name for p in tmp_path.iterdir()] == ["z.npz"]
+    np.testing.assert_array_equal(load_latents(tmp_path / "z.npz").latents, np.concatenate(blocks, axis=1))
+    with zipfile.ZipFile(tmp_path / "z.npz") as zf:
+        assert zf.testzip() is None  # every member's CRC holds
+    assert np.load(tmp_path / "z.npz")["latents"].shape == (8, 10_000)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "nan", "not_a_zip"])
 def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
     z = _latents()
@@ -77,6 +93,21 @@ def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
     elif damage == "not_a_zip":
         (tmp_path / "z.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(LatentFileError):
+        load_latents(tmp_path / "z.npz")
+
+
+@pytest.mark.parametrize("version", [(3, 0), (9, 0), (0, 1)])
+def test_a_latents_member_of_an_unsupported_npy_version_is_refused(tmp_path, version):
+    save_latents(tmp_path / "z.npz", _latents(), HEADER)
+    with zipfile.ZipFile(tmp_path / "z.npz") as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    member = bytearray(members[LATENTS_MEMBER])
+    member[6:8] = bytes(version)  # after the \x93NUMPY magic: major, minor
+    members[LATENTS_MEMBER] = bytes(member)
+    with zipfile.ZipFile(tmp_path / "z.npz", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(LatentFileError, match=re.escape(f"unsupported .npy version {version}")):
         load_latents(tmp_path / "z.npz")
 
 

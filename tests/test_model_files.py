@@ -212,3 +212,77 @@ def test_a_weight_cache_dir_that_is_not_a_directory_is_refused(tmp_path):
     for path in (tmp_path / "cache.xnn", tmp_path / "missing"):
         with pytest.raises(StreamError, match="weight_cache_dir is not a directory"):
             Codec.load(DEMO_MODEL_DIR, weight_cache_dir=path)
+
+
+def test_a_graph_file_replaced_in_place_after_loading_changes_nothing_and_crashes_nothing(model_copy):
+    """`cp new.tflite encoder.tflite` truncates the loaded file: a mapped graph would die of SIGBUS."""
+    code = ("import sys, numpy as np; from same_edge import Codec\n"
+            "codec = Codec.load(sys.argv[1], threads=1)\n"
+            "x = np.random.default_rng(0).normal(0, 0.1, (2, 50_000)).astype(np.float32)\n"
+            "z = codec.encode(x)\n"
+            "for name in ('encoder.tflite', 'decoder.tflite'):\n"
+            "    with open(f'{sys.argv[1]}/{name}', 'r+b') as f:\n"
+            "        f.truncate(0); f.write(b'replaced')\n"
+            "assert np.array_equal(codec.encode(x), z) and codec.decode(z).shape == (2, 53_248)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(model_copy)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "ok\n", (done.returncode, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "encoder.tflite", "decoder.tflite"])
+def test_a_fifo_in_place_of_a_model_file_is_refused_at_once(model_copy, name):
+    (model_copy / name).unlink()
+    os.mkfifo(model_copy / name)
+    done = _load_in_child(model_copy)  # nobody ever writes to the FIFO: a hang shows as the child's time-out
+    assert done.returncode == 2 and done.stdout.strip(), (done.stdout, done.stderr[-2000:])
+
+
+def test_a_codec_is_a_context_manager_and_any_use_after_close_is_a_stream_error():
+    audio = np.zeros((2, 9000), np.float32)
+    with Codec.load(DEMO_MODEL_DIR, threads=1) as codec:
+        z = codec.encode(audio)
+        stream = codec.stream_decoder()
+    for use in (lambda: codec.encode(audio), lambda: codec.decode(z), lambda: stream.push(z)):
+        with pytest.raises(StreamError, match="closed"):
+            use()
+    codec.close()  # twice is fine
+
+
+def test_close_waits_for_a_call_running_on_another_thread():
+    codec = Codec.load(DEMO_MODEL_DIR, threads=1)
+    audio = np.random.default_rng(0).normal(0, 0.1, (2, 44_100 * 20)).astype(np.float32)
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(codec.encode(audio)))
+    worker.start()
+    while not worker.is_alive():
+        pass
+    codec.close()
+    worker.join()
+    assert len(results) == 1 and isinstance(results[0], np.ndarray) and results[0].shape == (256, 216)
+
+
+def test_sides_may_be_any_iterable_of_side_names():
+    codec = Codec.load(DEMO_MODEL_DIR, threads=1, sides=iter(["decoder"]))
+    assert codec.sides == ("decoder",)
+
+
+def test_temporary_weight_caches_left_by_killed_processes_are_removed_by_the_next_load(monkeypatch, tmp_path):
+    """Without memfd_create the cache is a temporary file; SIGKILL leaves it: the next load sweeps it."""
+    import tempfile
+
+
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan, alive, look_alike = (tmp_path / f"same-edge-weights-{dead.pid}-x1y2", tmp_path / f"same-edge-weights-{os.getpid()}-a",
+                                 tmp_path / "same-edge-weights-notes")
+    for d in (orphan, alive, look_alike):
+        d.mkdir()
+        (d / "weights.xnn").write_bytes(b"packed")
+    codec = Codec.load(DEMO_MODEL_DIR, sides=("encoder",))
+    assert not orphan.exists() and alive.exists() and look_alike.exists()
+    cache_dir = os.path.dirname(codec._graph("encoder").weight_cache)
+    assert os.path.basename(cache_dir).startswith(f"same-edge-weights-{os.getpid()}-")
+    codec.close()
+    assert not os.path.exists(cache_dir)

@@ -527,6 +527,106 @@ def test_damaged_models_are_refused_cleanly_under_asan_and_ubsan(asan_build, tmp
     assert done.returncode == 3 and done.stdout.startswith("SE_ERR_MODEL: "), done.stdout + done.stderr[-4000:]
 
 
+# -- misuse and hostile files: a status, never a crash or a hang (each in a child process) -------
+
+SANITIZED_C = pytest.mark.parametrize("sanitized", [False, True], ids=["plain", "asan-ubsan"])
+
+
+def _selftest(request, sanitized: bool, *args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+    tree = request.getfixturevalue("asan_build" if sanitized else "build")
+    return subprocess.run([str(tree / "se_selftest"), *args], capture_output=True, text=True, env=_sanitized_env(),
+                          timeout=timeout, **kwargs)
+
+
+def _model_copy(tmp_path: Path) -> Path:
+    d = tmp_path / "model"
+    shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("*.flac", "*.safetensors", "*.md"))
+    return d
+
+
+@SANITIZED_C
+def test_graph_files_replaced_in_place_while_a_model_runs_change_no_output_and_crash_nothing(request, tmp_path, sanitized):
+    """Truncated, then rewritten with other bytes, as `cp new.tflite` over them: a mapped graph
+    would kill the process with SIGBUS (exit -7) on its next run."""
+    done = _selftest(request, sanitized, "replace", str(_model_copy(tmp_path)))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
+@SANITIZED_C
+def test_one_stream_pushed_from_two_threads_at_once_refuses_one_call_with_a_state_error(request, sanitized):
+    done = _selftest(request, sanitized, "two-threads", str(DEMO))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
+@SANITIZED_C
+def test_closing_a_model_while_a_stream_lives_is_refused_and_both_stay_usable(request, sanitized):
+    done = _selftest(request, sanitized, "close-with-stream", str(DEMO))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
+@SANITIZED_C
+def test_output_sizes_that_overflow_are_size_max_and_such_pushes_are_refused(request, sanitized):
+    done = _selftest(request, sanitized, "sizes", str(DEMO))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "encoder.tflite", "decoder.tflite"])
+def test_a_fifo_in_place_of_a_model_file_is_refused_at_once(request, tmp_path, name):
+    """Opening a FIFO for reading waits for a writer: forever, in a model directory."""
+    d = _model_copy(tmp_path)
+    (d / name).unlink()
+    os.mkfifo(d / name)
+    done = _selftest(request, False, "open", str(d), timeout=30)
+    assert done.returncode == 3 and done.stdout.startswith("SE_ERR_MODEL: ") and name in done.stdout, done.stdout
+
+
+def _file_size_limit(limit: int):
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@SANITIZED_C
+@pytest.mark.parametrize("cache", ["in-memory", "directory"])
+def test_under_a_file_size_limit_graphs_open_without_a_file_backed_weight_cache(request, tmp_path, sanitized, cache):
+    """XNNPACK packs the demo's weights into 2.2 and 2.5 MB: a cache file (or memfd) under a 1 MB
+    limit would die of SIGXFSZ (exit -25) or fail inside XNNPACK."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    args = ["open", str(DEMO)] + ([str(folder)] if cache == "directory" else [])
+    done = _selftest(request, sanitized, *args, preexec_fn=_file_size_limit(1 << 20))
+    assert done.returncode == 0 and done.stdout.startswith("SE_OK"), f"exit {done.returncode}: {done.stdout}"
+    assert list(folder.iterdir()) == []
+
+
+def test_a_finite_file_size_limit_changes_no_output(build, song, tmp_path):
+    """Without the weight cache each signature packs its own copy of the weights: more memory, the
+    same numbers."""
+    outputs = []
+    for limit in (None, 1 << 30):
+        out = tmp_path / f"limit-{limit}.wav"
+        done = subprocess.run([str(build / "same-edge-native"), "roundtrip", str(song), str(out), "--model", str(DEMO),
+                               "--threads", str(THREADS)], capture_output=True, text=True, timeout=300,
+                              preexec_fn=_file_size_limit(limit) if limit else None)
+        assert done.returncode == 0, done.stderr
+        outputs.append(_without_peak_time(out.read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+@SANITIZED_C
+def test_an_empty_cpp_stream_throws_instead_of_dividing_by_zero_and_a_cpp_model_moves_by_assignment(request, tmp_path,
+                                                                                                   sanitized):
+    tree = request.getfixturevalue("asan_build" if sanitized else "build")
+    exe = tmp_path / "wrapper_check"
+    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-g"] if sanitized else []
+    subprocess.run(["c++", "-std=c++20", "-Wall", "-Werror", *flags, "-o", str(exe),
+                    str(ROOT / "native" / "tests" / "wrapper_check.cpp"), f"-I{ROOT / 'native' / 'include'}", f"-L{tree}",
+                    "-lsame_edge", f"-Wl,-rpath,{tree}", f"-Wl,-rpath,{_litert_library().parent}"],
+                   check=True, capture_output=True)
+    done = subprocess.run([str(exe), str(DEMO)], capture_output=True, text=True, env=_sanitized_env(), timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
 def test_push_and_flush_make_no_allocation_in_the_library(build):
     done = subprocess.run([str(build / "se_alloc_count"), str(DEMO), str(THREADS)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -880,6 +980,19 @@ def test_native_cli_bad_input_is_one_line_exit_2_and_no_file(build, song, tmp_pa
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("same-edge-native: error: ")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))) == []
+
+
+def test_native_cli_writing_past_a_file_size_limit_under_asan_is_one_line_exit_2_and_no_file(asan_build, song, tmp_path):
+    """Past `ulimit -f` a write is EFBIG once SIGXFSZ is ignored (its default kills the process
+    silently, exit -25, and leaves the temporary output behind)."""
+    out = tmp_path / "out.wav"  # 3.3 MB of float WAV, past the 3 MB limit; the graphs open under it
+    done = subprocess.run([str(asan_build / "same-edge-native"), "roundtrip", str(song), str(out), "--model", str(DEMO),
+                           "--threads", str(THREADS)], capture_output=True, text=True, env=_sanitized_env(), timeout=300,
+                          preexec_fn=_file_size_limit(3 << 20))
+    assert done.returncode == 2, f"exit {done.returncode}: {done.stderr[-4000:]}"
+    assert done.stderr.startswith("same-edge-native: error: cannot write ") and len(done.stderr.splitlines()) == 1
+    assert "File too large" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_native_benchmark_runs(build):

@@ -259,3 +259,15 @@ def test_extreme_audio_never_encodes_to_non_finite_latents(codec, scale):
     except OutputError:
         return
     assert np.isfinite(z).all()
+
+
+@pytest.mark.parametrize("samples", [1, 4095, 4096, 4097, 3 * 8192 + 77])
+def test_streams_return_exactly_one_frame_per_hop_begun_and_one_hop_per_frame(codec, samples):
+    """What a stream trims from its start and its end: too much or too little shows in the counts."""
+    audio = np.random.default_rng(samples).normal(0, 0.1, (codec.channels, samples)).astype(np.float32)
+    enc = codec.stream_encoder()
+    z = np.concatenate([enc.push(audio[:, :samples // 2]), enc.push(audio[:, samples // 2:]), enc.flush()], axis=1)
+    assert z.shape == (codec.latent_dim, -(-samples // codec.hop))
+    dec = codec.stream_decoder()
+    y = np.concatenate([dec.push(z[:, :1]), dec.push(z[:, 1:]), dec.flush()], axis=1)
+    assert y.shape == (codec.channels, z.shape[1] * codec.hop)

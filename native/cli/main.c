@@ -1,7 +1,8 @@
 /* same-edge-native: encode, decode, roundtrip and stream audio files with libsame_edge.
  * Audio through libsndfile, resampling through libsoxr (VHQ), as the Python CLI does. Bad input:
  * one line on stderr, exit status 2, no output file (written to a temporary file beside the
- * target and renamed into place when complete). */
+ * target, in folders made for it if missing, and renamed into place when complete; on failure the
+ * file and the folders made are removed). tests/test_cli_agreement.py holds both CLIs to one table. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -31,10 +32,16 @@
 #define MAX_FLAC_RATE 655350
 
 static char temp_path[4200]; /* the output being written, removed on any failure */
+#define MAX_MADE_DIRS 64
+static char *made_dirs[MAX_MADE_DIRS]; /* folders made for it, deepest first: removed with it */
+static int n_made_dirs;
 
+/* Async-signal-safe (unlink, rmdir): on_signal calls it too. */
 static void remove_temp(void) {
   if (temp_path[0]) unlink(temp_path);
   temp_path[0] = '\0';
+  for (int i = 0; i < n_made_dirs; i++) rmdir(made_dirs[i]); /* only if still empty */
+  n_made_dirs = 0;
 }
 
 static void die(const char *fmt, ...) {
@@ -50,7 +57,7 @@ static void die(const char *fmt, ...) {
 }
 
 static void on_signal(int sig) {
-  if (temp_path[0]) unlink(temp_path);
+  remove_temp();
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -66,6 +73,30 @@ static int has_ext(const char *path, const char *ext) {
   return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
+/* Make `dir` and its missing parents, as the Python CLI does (same_edge.atomic), each recorded in
+ * made_dirs so that a failure removes them. */
+static void make_parents(const char *target, const char *dir) {
+  char path[4096];
+  struct stat sb;
+  snprintf(path, sizeof path, "%s", dir);
+  int n = 0;
+  char *missing[MAX_MADE_DIRS];
+  while (stat(path, &sb) != 0 && errno == ENOENT) {
+    if (n == MAX_MADE_DIRS) die("cannot write %s: more than %d folders to make", target, MAX_MADE_DIRS);
+    missing[n++] = strdup(path);
+    char *slash = strrchr(path, '/');
+    while (slash && slash > path && slash[-1] == '/') slash--;
+    if (!slash || slash == path) break; /* its parent is "." or "/" */
+    *slash = '\0';
+  }
+  for (int i = n - 1; i >= 0; i--) {
+    if (!missing[i]) die("out of memory");
+    if (mkdir(missing[i], 0777) != 0 && errno != EEXIST) die("cannot write %s: %s", target, strerror(errno));
+    memmove(made_dirs + 1, made_dirs, (size_t)n_made_dirs * sizeof *made_dirs); /* deepest first */
+    made_dirs[0] = missing[i], n_made_dirs++;
+  }
+}
+
 /* A temporary name beside `target`: ".NAME.XXXXXX". */
 static void make_temp(const char *target) {
   char copy[4096], copy2[4096];
@@ -75,6 +106,7 @@ static void make_temp(const char *target) {
   const char *dir = dirname(copy), *base = basename(copy2);
   struct stat sb;
   if (stat(target, &sb) == 0 && S_ISDIR(sb.st_mode)) die("cannot write %s: it is a directory", target);
+  make_parents(target, dir);
   snprintf(temp_path, sizeof temp_path, "%s/.%.200s.XXXXXX", dir, base);
   int fd = mkstemp(temp_path);
   if (fd < 0) {
@@ -88,6 +120,7 @@ static void make_temp(const char *target) {
 static void publish(const char *target) {
   if (rename(temp_path, target) != 0) die("cannot write %s: %s", target, strerror(errno));
   temp_path[0] = '\0';
+  n_made_dirs = 0; /* they hold the output now */
 }
 
 /* ---------- audio in ---------- */
@@ -165,6 +198,9 @@ static float pairwise_sum(const float *a, size_t n) {
 static size_t reader_next(reader *r, const float **data) {
   while (!r->finished) {
     sf_count_t got = sf_readf_float(r->f, r->raw, (sf_count_t)r->block);
+    /* A damaged frame (a FLAC CRC, say) ends the read early with an error set: not a truncation.
+       The Python CLI's soundfile raises it, in libsndfile's words. */
+    if (sf_error(r->f)) die("cannot read %s: %s", r->path, sf_error_number(sf_error(r->f)));
     if (got < 0) got = 0;
     r->done += got;
     int last = (size_t)got < r->block || r->done >= r->info.frames;
@@ -508,11 +544,11 @@ static void cmd_encode(const args *a) {
   while ((n = reader_next(&r, &data))) {
     length += (long long)n;
     size_t k = push(enc, data, n, &z); /* interleaved latents are frame-major: the file's layout */
-    if (!npz_writer_frames(w, z.data, k)) die("cannot write %s (disk full?)", a->output);
+    if (!npz_writer_frames(w, z.data, k)) die("cannot write %s: %s", a->output, strerror(errno ? errno : EIO));
     frames += (long long)k;
   }
   size_t k = flush(enc, &z);
-  if (!npz_writer_frames(w, z.data, k)) die("cannot write %s (disk full?)", a->output);
+  if (!npz_writer_frames(w, z.data, k)) die("cannot write %s: %s", a->output, strerror(errno ? errno : EIO));
   frames += (long long)k;
   npz_header h = {se_model_sample_rate(m), length, r.info.samplerate, ""};
   snprintf(h.model_id, sizeof h.model_id, "%s", se_model_id(m));
@@ -585,10 +621,16 @@ static int parse_int(const char *s, const char *what, int lo, int hi) {
 }
 
 int main(int argc, char **argv) {
+  /* A closed standard stream's descriptor would go to the next file opened (the output, say, which
+     the report would then be written into): each closed one reads and writes /dev/null instead,
+     so a closed stdout only silences the report, as it does the Python CLI's. */
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) != fd) return 2;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGHUP, on_signal);
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGXFSZ, SIG_IGN); /* a write past `ulimit -f` is then EFBIG: one line, exit 2, no file left */
   if (argc >= 2 && (strcmp(argv[1], "--version") == 0)) {
     printf("same-edge-native %s\n", se_version());
     return 0;
@@ -633,6 +675,9 @@ int main(int argc, char **argv) {
       if (strncmp(line, "VmHWM:", 6) == 0) printf("peak RSS: %.1f MB\n", atof(line + 6) / 1024.0);
     if (f) fclose(f);
   }
-  if (fflush(stdout) != 0) return 2;
+  if (fflush(stdout) != 0) { /* the output is written; the report could not be (stdout full, say) */
+    fprintf(stderr, "same-edge-native: error: cannot write to stdout: %s\n", strerror(errno));
+    return 2;
+  }
   return 0;
 }

@@ -3,9 +3,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "npz.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_LENGTH (1LL << 36)
 
@@ -331,7 +334,12 @@ npz_reader *npz_reader_open(const char *path, char *err, size_t err_size) {
   npz_reader *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   snprintf(r->path, sizeof r->path, "%s", path);
-  if (!(r->f = fopen(path, "rb"))) {
+  /* Regular files only, opened without waiting: opening a FIFO waits for a writer (for ever). */
+  struct stat sb;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0 && (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))) close(fd), fd = -1;
+  if (fd < 0 || !(r->f = fdopen(fd, "rb"))) {
+    if (fd >= 0) close(fd);
     snprintf(err, err_size, "latent file not found: %s", path);
     free(r);
     return NULL;

@@ -8,10 +8,16 @@
  * Threading: a se_model may be shared by any number of threads. Each stream owns its LiteRT
  * input/output buffers, pending input and carried state, so streams on different threads are
  * correct concurrently (an encoder stream on the capture thread and a decoder stream on the
- * playback thread, say). One stream must not be used by two threads at once. A graph's
- * compiled model runs one signature at a time: runs of streams of the same side (encoder or
- * decoder) on different threads take turns on a mutex per graph; the encoder and the decoder
- * never wait for each other.
+ * playback thread, say). One stream must not be used by two threads at once: a push or flush
+ * that starts while another thread's call on the same stream runs is refused (SE_ERR_STATE; the
+ * stream is unchanged, and se_stream_error says so on the refused thread). se_stream_free must not
+ * race a call on its stream: that cannot be detected. A graph's compiled model runs one signature
+ * at a time: runs of streams of the same side (encoder or decoder) on different threads take
+ * turns on a mutex per graph; the encoder and the decoder never wait for each other.
+ *
+ * Files: each graph is read into memory once at open (the bytes whose sha256 is checked are the
+ * bytes run), so replacing or rewriting a model's files while it is open changes nothing. Only
+ * regular files are opened: a FIFO or a device in a model directory is refused, never waited on.
  *
  * Memory: after a stream is created, push and flush do not allocate in this library's code
  * (everything is preallocated at creation; LiteRT's own behaviour inside a run is measured and
@@ -41,7 +47,7 @@ extern "C" {
 #endif
 
 #define SE_VERSION_MAJOR 0
-#define SE_VERSION_MINOR 1
+#define SE_VERSION_MINOR 2
 #define SE_VERSION_PATCH 0
 
 typedef enum se_status {
@@ -49,7 +55,8 @@ typedef enum se_status {
   SE_ERR_ARGUMENT = 1,        /* null pointer, wrong size or layout, NaN/Inf input */
   SE_ERR_MODEL = 2,           /* model directory missing, damaged or inconsistent */
   SE_ERR_RUNTIME = 3,         /* LiteRT missing, too old (< 2.2) or failing */
-  SE_ERR_STATE = 4,           /* push or flush after flush; a stream that failed before */
+  SE_ERR_STATE = 4,           /* push or flush after flush; a stream that failed before, or in use by
+                                 another thread; closing a model whose streams live */
   SE_ERR_NO_MEMORY = 5,
   SE_ERR_BUFFER_TOO_SMALL = 6,/* the output capacity is less than the output; nothing was consumed */
   SE_ERR_NONFINITE = 7        /* the graph produced NaN or Inf (input far outside the model's range) */
@@ -71,7 +78,12 @@ typedef struct se_model_options {
                                sha256 in the manifest ("encoder-<first 16 hex digits>.xnn"), so a
                                replaced export never reuses another graph's packed weights. NULL:
                                in memory where memfd_create exists (Linux, Android), else none;
-                               "": none (each signature packs its own copy). */
+                               "": none (each signature packs its own copy). Under a finite file-size
+                               limit (the soft RLIMIT_FSIZE, `ulimit -f`) there is none, whatever
+                               this says: XNNPACK writing its cache past the limit would die of
+                               SIGXFSZ or fail where it cannot be recovered from. No cache costs
+                               memory (a copy of the packed weights per signature), not accuracy:
+                               the outputs are the same. */
   int verify_sha256;        /* 1 (default): check each graph's sha256 against the manifest; 0: size only */
   int litert_log_severity;  /* LiteRT's minimum log severity: 4 (default) silent ... 1 info */
 } se_model_options;
@@ -90,8 +102,11 @@ SE_API void se_model_options_init(se_model_options *options);
  * (truncated to error_size). Refuses a LiteRT runtime older than 2.2. */
 SE_API se_status se_model_open(const char *dir, const se_model_options *options, se_model **model, char *error,
                                size_t error_size);
-/* Release the model; every stream created from it must have been freed. NULL is ignored. */
-SE_API void se_model_close(se_model *model);
+/* Release the model. Every stream created from it must have been freed first: while any lives,
+ * the model stays open and usable, and this returns SE_ERR_STATE (se_model_error says how many).
+ * SE_OK otherwise; NULL is ignored (SE_OK). (Before 0.2 this returned void: a caller ignoring the
+ * result is unchanged.) */
+SE_API se_status se_model_close(se_model *model);
 /* The message of the model's latest failure (offline calls, stream creation); "" if none. */
 SE_API const char *se_model_error(const se_model *model);
 
@@ -123,7 +138,9 @@ SE_API const char *se_stream_error(const se_stream *stream);
 SE_API int se_stream_input_rows(const se_stream *stream);
 SE_API int se_stream_output_rows(const se_stream *stream);
 /* Exactly how many output columns the next se_stream_push of n input columns, or se_stream_flush,
- * returns (latent frames for an encoder, audio frames for a decoder). */
+ * returns (latent frames for an encoder, audio frames for a decoder). SIZE_MAX when n columns, or
+ * their output, would not fit in memory (the bytes overflow size_t): an error, not a size;
+ * se_stream_push refuses that n with SE_ERR_ARGUMENT. 0 for a NULL, flushed or failed stream. */
 SE_API size_t se_stream_push_output_size(const se_stream *stream, size_t n);
 SE_API size_t se_stream_flush_output_size(const se_stream *stream);
 
@@ -138,7 +155,9 @@ SE_API se_status se_stream_push(se_stream *stream, const float *input, size_t n,
 SE_API se_status se_stream_flush(se_stream *stream, se_layout layout, float *out, size_t out_capacity, size_t *out_n);
 
 /* Offline, the same as one push of everything and a flush with every window:
- * audio [channels x frames] -> latents, ceil(frames / hop) columns. */
+ * audio [channels x frames] -> latents, ceil(frames / hop) columns. The size queries return
+ * SIZE_MAX, as se_stream_push_output_size does, when the input or output would not fit in memory
+ * (se_encode and se_decode refuse that count with SE_ERR_ARGUMENT), 0 for a NULL model. */
 SE_API size_t se_encode_output_size(const se_model *model, size_t frames);
 SE_API se_status se_encode(se_model *model, const float *audio, size_t frames, se_layout layout, float *latents,
                            size_t capacity, size_t *n_latents);

@@ -49,13 +49,16 @@ class Stream {
 
   // Push n columns of `in` (n * input_rows() floats); writes into `out` (capacity out.size() /
   // output_rows() columns); returns the columns written.
+  // An empty Stream (default-constructed or moved from) throws se::Error (SE_ERR_ARGUMENT).
   size_t push(std::span<const float> in, size_t n, std::span<float> out, se_layout layout = SE_INTERLEAVED) {
+    require();
     if (in.size() < n * static_cast<size_t>(input_rows())) throw Error(SE_ERR_ARGUMENT, "input span shorter than n columns");
     size_t got = 0;
     check(se_stream_push(s_, in.data(), n, layout, out.data(), out.size() / output_rows(), &got));
     return got;
   }
   size_t flush(std::span<float> out, se_layout layout = SE_INTERLEAVED) {
+    require();
     size_t got = 0;
     check(se_stream_flush(s_, layout, out.data(), out.size() / output_rows(), &got));
     return got;
@@ -63,6 +66,9 @@ class Stream {
   se_stream *get() const { return s_; }
 
  private:
+  void require() const {  // the capacity below divides by output_rows(), 0 without a stream
+    if (!s_) throw Error(SE_ERR_ARGUMENT, "this se::Stream is empty (default-constructed or moved from)");
+  }
   void check(se_status st) const {
     if (st != SE_OK) throw Error(st, se_stream_error(s_));
   }
@@ -83,8 +89,14 @@ class Model {
     if (st != SE_OK) throw Error(st, err);
   }
   Model(Model &&o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+  Model &operator=(Model &&o) noexcept {  // as Stream's: o closes the model this held
+    std::swap(m_, o.m_);
+    return *this;
+  }
   Model(const Model &) = delete;
   Model &operator=(const Model &) = delete;
+  // Streams must die first: a Model destroyed under a live stream is left open (leaked: se_model_close
+  // refuses), not freed under it.
   ~Model() { se_model_close(m_); }
 
   int sample_rate() const { return se_model_sample_rate(m_); }
@@ -104,6 +116,7 @@ class Model {
  private:
   template <typename F>
   Stream make(F create, int largest_window) {
+    if (!m_) throw Error(SE_ERR_ARGUMENT, "this se::Model is empty (moved from)");
     se_stream *s = nullptr;
     se_status st = create(m_, largest_window, &s);
     if (st != SE_OK) throw Error(st, se_model_error(m_));

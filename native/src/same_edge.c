@@ -14,10 +14,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,9 +51,9 @@ typedef struct sig_info {
 } sig_info;
 
 typedef struct graph {
-  int side; /* SE_SIDE_ENCODER or SE_SIDE_DECODER */
-  void *map;
-  size_t map_size;
+  int side;       /* SE_SIDE_ENCODER or SE_SIDE_DECODER */
+  uint8_t *bytes; /* the graph file, read once: what was hashed is what LiteRT runs */
+  size_t size;
   LiteRtModel model;
   LiteRtOptions options;
   LiteRtCompiledModel compiled;
@@ -73,6 +74,7 @@ struct se_model {
   char model_id[40];
   char precision[32];
   graph *enc, *dec;
+  atomic_int live_streams; /* se_model_close refuses while any lives */
   pthread_mutex_t error_lock;
   char error[SE_MSG];
 };
@@ -87,6 +89,7 @@ struct se_stream {
   size_t skip;              /* output columns still to drop from the first window */
   size_t flush_cols;        /* columns of the flush signature's output */
   int first, flushed, failed;
+  atomic_flag busy;         /* held by the one push or flush running: a second thread is refused */
   size_t pending_len;       /* input columns waiting for a whole chunk (< unit_in) */
   uint64_t in_total, out_total;
   float *pending;           /* [rows_in][unit_in] */
@@ -517,7 +520,7 @@ static void graph_free(graph *g) {
   if (g->compiled) LiteRtDestroyCompiledModel(g->compiled);
   if (g->options) LiteRtDestroyOptions(g->options);
   if (g->model) LiteRtDestroyModel(g->model);
-  if (g->map) munmap(g->map, g->map_size);
+  free(g->bytes);
   if (g->lock_ready) pthread_mutex_destroy(&g->run_lock);
   free(g);
 }
@@ -646,6 +649,58 @@ static int hex_equal(const uint8_t digest[32], const char *hex) {
   return 1;
 }
 
+/* Open a file for reading only if it is a regular file: opening a FIFO waits for a writer (for
+ * ever, in a model directory), so it is opened without waiting and refused by fstat. -1: not
+ * there, or not a regular file (errno says which: ENOENT... or EINVAL). */
+static int open_regular(const char *path, struct stat *sb) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return -1;
+  if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+    close(fd);
+    errno = EINVAL;
+    return -1;
+  }
+  return fd;
+}
+
+/* The graph's bytes, read into memory the library owns rather than mapped: a mapped file that is
+ * replaced in place (`cp` truncates, then writes) kills the process with SIGBUS on the next run,
+ * and an app may update its model files while it runs. Page-aligned, as a mapping was. */
+static se_status read_graph_file(graph *g, const char *path, const char *dir, const char *file, long long expected,
+                                 errbuf *e) {
+  struct stat sb;
+  int fd = open_regular(path, &sb);
+  if (fd < 0) {
+    if (errno == EINVAL) return open_fail(e, SE_ERR_MODEL, "%s is missing %s (not a regular file)", dir, file);
+    return open_fail(e, SE_ERR_MODEL, "%s is missing %s", dir, file);
+  }
+  if ((long long)sb.st_size != expected) {
+    close(fd);
+    return open_fail(e, SE_ERR_MODEL, "%s is %lld bytes, the manifest says %lld: damaged or from another export", path,
+                     (long long)sb.st_size, expected);
+  }
+  void *buf = NULL;
+  if ((uint64_t)sb.st_size > SIZE_MAX || posix_memalign(&buf, 4096, (size_t)sb.st_size) != 0) {
+    close(fd);
+    return open_fail(e, SE_ERR_NO_MEMORY, "out of memory reading %s (%lld bytes)", path, (long long)sb.st_size);
+  }
+  g->bytes = buf, g->size = (size_t)sb.st_size;
+  size_t got = 0;
+  while (got < g->size) {
+    ssize_t n = read(fd, g->bytes + got, g->size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : 0;
+      close(fd);
+      if (err) return open_fail(e, SE_ERR_MODEL, "cannot read %s: %s", path, strerror(err));
+      return open_fail(e, SE_ERR_MODEL, "%s shrank while it was read: replaced during the open?", path);
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  return SE_OK;
+}
+
 static se_status load_graph(se_model *m, const json_node *root, const char *dir, int side, const se_model_options *o,
                             graph **out, errbuf *e) {
   const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
@@ -664,38 +719,13 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
     return open_fail(e, SE_ERR_NO_MEMORY, "cannot create a mutex");
   }
   g->lock_ready = 1;
-  se_status st = SE_OK;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0) {
-    st = open_fail(e, SE_ERR_MODEL, "%s is missing %s", dir, file);
-    goto fail;
-  }
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    close(fd);
-    st = open_fail(e, SE_ERR_MODEL, "%s is not a regular file", path);
-    goto fail;
-  }
-  if ((long long)sb.st_size != bytes) {
-    close(fd);
-    st = open_fail(e, SE_ERR_MODEL, "%s is %lld bytes, the manifest says %lld: damaged or from another export", path,
-                   (long long)sb.st_size, bytes);
-    goto fail;
-  }
-  /* LiteRT reads the graph from this mapping, so the bytes hashed are the bytes run. */
-  g->map_size = (size_t)sb.st_size;
-  g->map = mmap(NULL, g->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (g->map == MAP_FAILED) {
-    g->map = NULL;
-    st = open_fail(e, SE_ERR_MODEL, "cannot map %s: %s", path, strerror(errno));
-    goto fail;
-  }
+  se_status st = read_graph_file(g, path, dir, file, bytes, e);
+  if (st != SE_OK) goto fail;
   if (o->verify_sha256) {
     sha256_ctx ctx;
     uint8_t digest[32];
     sha256_init(&ctx);
-    sha256_update(&ctx, g->map, g->map_size);
+    sha256_update(&ctx, g->bytes, g->size);
     sha256_final(&ctx, digest);
     if (!hex_equal(digest, sha)) {
       st = open_fail(e, SE_ERR_MODEL, "%s does not match the sha256 in the manifest: damaged or from another export", path);
@@ -704,15 +734,15 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
   }
   {
     /* A flatbuffer's root offset and the TFLite identifier, before LiteRT parses anything. */
-    const uint8_t *p = g->map;
-    uint32_t root_off = g->map_size >= 8 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
-    if (g->map_size < 16 || memcmp(p + 4, "TFL3", 4) != 0 || root_off < 8 || root_off >= g->map_size) {
+    const uint8_t *p = g->bytes;
+    uint32_t root_off = g->size >= 8 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
+    if (g->size < 16 || memcmp(p + 4, "TFL3", 4) != 0 || root_off < 8 || root_off >= g->size) {
       st = open_fail(e, SE_ERR_MODEL, "%s is not a .tflite flatbuffer", path);
       goto fail;
     }
   }
-  if ((st = check_embedded_manifest(root, g->map, g->map_size, dir, file, e)) != SE_OK) goto fail;
-  if (LiteRtCreateModelFromBuffer(m->env, g->map, g->map_size, &g->model) != 0 || !g->model) {
+  if ((st = check_embedded_manifest(root, g->bytes, g->size, dir, file, e)) != SE_OK) goto fail;
+  if (LiteRtCreateModelFromBuffer(m->env, g->bytes, g->size, &g->model) != 0 || !g->model) {
     g->model = NULL;
     st = open_fail(e, SE_ERR_MODEL, "%s could not be loaded by LiteRT", path);
     goto fail;
@@ -771,6 +801,11 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
 #else
   if (!cache_dir) cache_dir = "";
 #endif
+  /* Under a file-size limit (ulimit -f) XNNPACK's cache file, a memfd too, can be written past it:
+   * SIGXFSZ, or EFBIG inside XNNPACK, which cannot be recovered from. Each signature packs its
+   * own copy of the weights instead: more memory, the same outputs. */
+  struct rlimit fsize;
+  if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY) cache_dir = "";
   char *payload = malloc(128 + strlen(cache_dir));
   if (!payload) {
     st = open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
@@ -825,8 +860,13 @@ static int available_cores(void) {
 }
 
 static char *read_small_file(const char *path, size_t max, size_t *len, int *too_big) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+  struct stat sb;
+  int fd = open_regular(path, &sb);
+  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
   char *buf = malloc(max + 1);
   size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
   int err = ferror(f);
@@ -888,6 +928,7 @@ se_status se_model_open(const char *dir, const se_model_options *options, se_mod
     return open_fail(&e, SE_ERR_NO_MEMORY, "out of memory");
   }
   pthread_mutex_init(&m->error_lock, NULL);
+  atomic_init(&m->live_streams, 0);
   se_status st = parse_manifest(m, json_root(doc), path, &e);
   if (st == SE_OK) {
     m->threads = o.threads ? o.threads : available_cores();
@@ -916,13 +957,19 @@ se_status se_model_open(const char *dir, const se_model_options *options, se_mod
   return SE_OK;
 }
 
-void se_model_close(se_model *m) {
-  if (!m) return;
+se_status se_model_close(se_model *m) {
+  if (!m) return SE_OK;
+  /* Its streams run on its graphs: freeing them under a live stream is a use after free. */
+  int live = atomic_load(&m->live_streams);
+  if (live > 0)
+    return model_fail(m, SE_ERR_STATE, "se_model_close: %d stream%s of this model %s still open; the model stays open "
+                      "until %s freed", live, live == 1 ? "" : "s", live == 1 ? "is" : "are", live == 1 ? "it is" : "they are");
   graph_free(m->enc);
   graph_free(m->dec);
   if (m->env) LiteRtDestroyEnvironment(m->env);
   pthread_mutex_destroy(&m->error_lock);
   free(m);
+  return SE_OK;
 }
 
 const char *se_model_error(const se_model *m) { return m ? m->error : ""; }
@@ -965,6 +1012,7 @@ void se_stream_free(se_stream *s) {
     free(s->host_out[r]);
   }
   free(s->pending);
+  atomic_fetch_sub(&s->model->live_streams, 1);
   free(s);
 }
 
@@ -981,6 +1029,8 @@ static se_status stream_create(se_model *m, int side, int largest_window, se_str
   se_stream *s = calloc(1, sizeof *s);
   if (!s) return model_fail(m, SE_ERR_NO_MEMORY, "out of memory");
   s->model = m, s->g = g, s->side = side, s->first = 1;
+  atomic_flag_clear(&s->busy);
+  atomic_fetch_add(&m->live_streams, 1); /* se_stream_free takes it back, on any path */
   if (side == SE_SIDE_ENCODER) {
     s->rows_in = m->channels, s->rows_out = m->latent_dim;
     s->unit_in = (size_t)m->chunk_samples, s->unit_out = (size_t)m->fpc;
@@ -1050,16 +1100,40 @@ se_status se_decoder_create(se_model *m, int largest_window, se_stream **out) {
   return stream_create(m, SE_SIDE_DECODER, largest_window, out);
 }
 
-const char *se_stream_error(const se_stream *s) { return s ? s->error : ""; }
+/* One call at a time per stream: a second thread's call is refused, not run over the first one's
+ * buffers. Its message is this thread's alone (a thread-local mark, not the stream's message,
+ * which the running call may be writing); the thread's next call on any stream clears it. */
+static _Thread_local const se_stream *refused_here;
+static const char BUSY_MESSAGE[] = "this stream is in use by another thread: a stream takes one call at a time";
+
+static int stream_enter(se_stream *s) {
+  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) {
+    refused_here = s;
+    return 0;
+  }
+  refused_here = NULL;
+  return 1;
+}
+
+static void stream_leave(se_stream *s) { atomic_flag_clear_explicit(&s->busy, memory_order_release); }
+
+const char *se_stream_error(const se_stream *s) { return !s ? "" : s == refused_here ? BUSY_MESSAGE : s->error; }
 int se_stream_input_rows(const se_stream *s) { return s ? s->rows_in : 0; }
 int se_stream_output_rows(const se_stream *s) { return s ? s->rows_out : 0; }
 
+/* Whether `cols` columns of `rows` floats fit in size_t bytes; a count past that is SIZE_MAX, the
+ * size queries' overflow answer: no buffer holds it, and push and the offline calls refuse it. */
+static int cols_fit(size_t cols, int rows) { return cols <= SIZE_MAX / sizeof(float) / (size_t)rows; }
+
 size_t se_stream_push_output_size(const se_stream *s, size_t n) {
-  if (!s || s->flushed || s->failed || n > SIZE_MAX / 4) return 0;
-  size_t chunks = (s->pending_len + n) / s->unit_in;
+  if (!s || s->flushed || s->failed) return 0;
+  if (!cols_fit(n, s->rows_in)) return SIZE_MAX;
+  size_t chunks = (s->pending_len + n) / s->unit_in; /* pending_len < unit_in: no wrap after cols_fit */
   if (!chunks) return 0;
+  if (chunks > SIZE_MAX / s->unit_out) return SIZE_MAX;
   size_t cols = chunks * s->unit_out;
-  return cols - (s->skip < cols ? s->skip : cols);
+  cols -= s->skip < cols ? s->skip : cols;
+  return cols_fit(cols, s->rows_out) ? cols : SIZE_MAX;
 }
 
 static uint64_t stream_total_out(const se_stream *s) {
@@ -1187,8 +1261,9 @@ static se_status push_at(se_stream *s, const float *input, size_t n, se_layout l
   const char *what = s->side == SE_SIDE_ENCODER ? "audio" : "latents";
   if (layout != SE_PLANAR && layout != SE_INTERLEAVED) return stream_fail(s, SE_ERR_ARGUMENT, "unknown layout %d", (int)layout);
   if (n && !input) return stream_fail(s, SE_ERR_ARGUMENT, "%s input is NULL", what);
-  if (n > SIZE_MAX / 4 / (size_t)s->rows_in) return stream_fail(s, SE_ERR_ARGUMENT, "too many input columns");
   size_t need = se_stream_push_output_size(s, n);
+  if (need == SIZE_MAX)
+    return stream_fail(s, SE_ERR_ARGUMENT, "%zu input columns: the input or its output would not fit in memory", n);
   if (need && !out) return stream_fail(s, SE_ERR_ARGUMENT, "output is NULL");
   if (base + need > cap)
     return stream_fail(s, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", base + need, cap);
@@ -1226,10 +1301,11 @@ se_status se_stream_push(se_stream *s, const float *input, size_t n, se_layout l
                          size_t *out_n) {
   if (out_n) *out_n = 0;
   if (!s) return SE_ERR_ARGUMENT;
-  if (!out_n) return stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
-  se_status st = check_open(s);
-  if (st != SE_OK) return st;
-  return push_at(s, input, n, layout, out, cap, 0, out_n);
+  if (!stream_enter(s)) return SE_ERR_STATE;
+  se_status st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  if (st == SE_OK) st = push_at(s, input, n, layout, out, cap, 0, out_n);
+  stream_leave(s);
+  return st;
 }
 
 static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap, size_t base, size_t *out_n) {
@@ -1262,20 +1338,27 @@ static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap
 se_status se_stream_flush(se_stream *s, se_layout layout, float *out, size_t cap, size_t *out_n) {
   if (out_n) *out_n = 0;
   if (!s) return SE_ERR_ARGUMENT;
-  if (!out_n) return stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
-  se_status st = check_open(s);
-  if (st != SE_OK) return st;
-  return flush_at(s, layout, out, cap, 0, out_n);
+  if (!stream_enter(s)) return SE_ERR_STATE;
+  se_status st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  if (st == SE_OK) st = flush_at(s, layout, out, cap, 0, out_n);
+  stream_leave(s);
+  return st;
 }
 
 /* ---------- offline ---------- */
 
 size_t se_encode_output_size(const se_model *m, size_t frames) {
-  return m ? (frames + (size_t)m->hop - 1) / (size_t)m->hop : 0;
+  if (!m) return 0;
+  if (!cols_fit(frames, m->channels)) return SIZE_MAX;
+  size_t cols = frames / (size_t)m->hop + (frames % (size_t)m->hop != 0);
+  return cols_fit(cols, m->latent_dim) ? cols : SIZE_MAX;
 }
 
 size_t se_decode_output_size(const se_model *m, size_t n) {
-  return m && n <= SIZE_MAX / (size_t)m->hop ? n * (size_t)m->hop : 0;
+  if (!m) return 0;
+  if (!cols_fit(n, m->latent_dim) || n > SIZE_MAX / (size_t)m->hop) return SIZE_MAX;
+  size_t cols = n * (size_t)m->hop;
+  return cols_fit(cols, m->channels) ? cols : SIZE_MAX;
 }
 
 static se_status offline(se_model *m, int side, const float *input, size_t n, se_layout layout, float *out, size_t cap,
@@ -1284,6 +1367,8 @@ static se_status offline(se_model *m, int side, const float *input, size_t n, se
   if (!m) return SE_ERR_ARGUMENT;
   if (!out_n) return model_fail(m, SE_ERR_ARGUMENT, "the output count pointer must not be NULL");
   size_t total = side == SE_SIDE_ENCODER ? se_encode_output_size(m, n) : se_decode_output_size(m, n);
+  if (total == SIZE_MAX)
+    return model_fail(m, SE_ERR_ARGUMENT, "%zu input columns: the input or its output would not fit in memory", n);
   if (total > cap) return model_fail(m, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", total, cap);
   se_stream *s = NULL;
   se_status st = stream_create(m, side, 0, &s);
