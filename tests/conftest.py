@@ -47,13 +47,13 @@ def tiny_model():
 
 
 def _conversion_key() -> str:
-    """What the tiny fixture's conversion depends on: the sources, the fixture and the tools."""
+    """What the tiny fixture's conversion depends on: the exporter's sources, the fixture and the tools."""
     from importlib import metadata
 
     root = Path(__file__).parent.parent
     h = hashlib.sha256(repr((TEST_WINDOWS, [metadata.version(p) for p in ("torch", "litert-torch", "ai-edge-litert")]))
                        .encode())
-    for path in sorted([*root.glob("export/*.py"), *root.glob("same_edge/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
+    for path in sorted([*root.glob("export/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
