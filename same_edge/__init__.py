@@ -10,7 +10,7 @@
 __version__ = "0.2.0"
 
 from .codec import Codec, StreamDecoder, StreamEncoder
-from .errors import AudioFileError, Error, LatentFileError, ModelDirError, OutputError, StreamError
+from .errors import AudioFileError, ConfigError, Error, LatentFileError, ModelDirError, OutputError, StreamError
 from .files import DecodeStats, EncodeStats, RoundtripStats, StreamStats, decode_file, encode_file, roundtrip_file, stream_file
 from .manifest import Manifest, read_manifest
 from .metrics import Quality
@@ -18,6 +18,7 @@ from .metrics import Quality
 __all__ = [
     "AudioFileError",
     "Codec",
+    "ConfigError",
     "DecodeStats",
     "EncodeStats",
     "Error",

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelDirError, OutputError, StreamError
+from .errors import ConfigError, ModelDirError, OutputError, StreamError
 from .graph import Graph, check_threads, weight_cache_file
 from .manifest import GRAPH_FILES, SIDES, GraphSpec, Manifest, check_graph, read_manifest
 
@@ -70,7 +70,7 @@ class _Stream:
         windows = codec.manifest.windows
         if largest_window is not None and (isinstance(largest_window, bool) or not isinstance(largest_window, int)
                                            or largest_window < 1):
-            raise StreamError(f"largest_window must be a positive number of chunks or None, got {largest_window!r}")
+            raise ConfigError(f"largest_window must be a positive number of chunks or None, got {largest_window!r}")
         self._windows = [w for w in windows if largest_window is None or w <= largest_window]
         self._state = np.zeros(self._spec.state_shape, np.float32)
         self._pending = np.zeros((rows_in, unit), np.float32)  # less than one chunk ever waits
@@ -334,10 +334,10 @@ class Codec:
         sides = sides if isinstance(sides, str) else tuple(sides)  # an iterator is read once
         unknown = set(sides) - set(SIDES)
         if unknown or not sides or isinstance(sides, str):
-            raise StreamError(f"sides must be some of {list(SIDES)}, got {sides!r}")
+            raise ConfigError(f"sides must be some of {list(SIDES)}, got {sides!r}")
         threads = check_threads(threads)
         if weight_cache_dir is not None and not os.path.isdir(weight_cache_dir):
-            raise StreamError(f"weight_cache_dir is not a directory: {weight_cache_dir}")
+            raise ConfigError(f"weight_cache_dir is not a directory: {weight_cache_dir}")
         manifest = read_manifest(model_dir)
         graphs = {}
         for side in SIDES:

@@ -25,6 +25,10 @@ class LatentFileError(Error, ValueError):
     """A latent file is unreadable, malformed, or does not belong to this model."""
 
 
+class ConfigError(Error, ValueError):
+    """An option is out of its range: ``threads``, ``sides``, ``weight_cache_dir``, a window, a block size."""
+
+
 class StreamError(Error, ValueError):
     """A stream or codec call was given input it cannot take (shape, dtype, values, state)."""
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .audio import AudioReader, AudioWriter
 from .codec import Codec
-from .errors import LatentFileError, StreamError
+from .errors import ConfigError, LatentFileError
 from .latents import LatentHeader, LatentReader, LatentWriter
 from .metrics import Quality, QualityMeter
 
@@ -111,7 +111,7 @@ def _counted(blocks: Iterable[np.ndarray], progress: Progress | None, sample_rat
 def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
     """Re-cut a sequence of ``[C, n]`` blocks into blocks of ``size`` columns (the last may be shorter)."""
     if size < 1:
-        raise StreamError("block size must be at least 1")
+        raise ConfigError("block size must be at least 1")
     held: list[np.ndarray] = []
     count = 0
     for b in blocks:
@@ -238,7 +238,7 @@ def stream_file(codec: Codec, audio_path: str | Path, output_path: str | Path, *
     one hop), as a live app would, and write the output; returns per-block compute times."""
     block = codec.hop if block is None else block
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise StreamError(f"block must be a positive number of samples, got {block!r}")
+        raise ConfigError(f"block must be a positive number of samples, got {block!r}")
     reader = AudioReader(audio_path, codec.sample_rate, codec.channels, downmix)
     with AudioWriter(output_path, codec.sample_rate, codec.channels) as writer:
         stats = stream_through(codec, rechunk(reader.blocks(), block), writer, meter, block=block)

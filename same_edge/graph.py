@@ -38,7 +38,7 @@ from ai_edge_litert.environment import Environment
 from ai_edge_litert.hardware_accelerator import HardwareAccelerator
 from ai_edge_litert.options import Options
 
-from .errors import ModelDirError, StreamError
+from .errors import ConfigError, ModelDirError, StreamError
 from .flatbuffer import GraphFileError, verify_tflite
 
 # XNNPACK's name for a weight cache kept in an anonymous memory file (memfd_create: Linux, Android).
@@ -155,7 +155,7 @@ def check_threads(threads: int | None) -> int:
     if threads is None:
         return available_cores()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-        raise StreamError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+        raise ConfigError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     return threads
 
 

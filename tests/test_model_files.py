@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from graph_edit import move_weight
-from same_edge import Codec, ModelDirError, StreamError
+from same_edge import Codec, ConfigError, ModelDirError, StreamError
 from same_edge.flatbuffer import GraphFileError, verify_tflite
 from same_edge.manifest import Manifest, read_manifest
 from same_edge.models import DEMO_MODEL_DIR
@@ -138,7 +138,7 @@ def test_the_manifest_round_trips_through_its_dataclasses():
 
 @pytest.mark.parametrize("threads", [0, -1, 10**6, 2.5, True])
 def test_a_thread_count_outside_1_to_256_is_refused(threads):
-    with pytest.raises(StreamError, match="threads must be"):
+    with pytest.raises(ConfigError, match="threads must be"):
         Codec.load(DEMO_MODEL_DIR, threads=threads)
 
 
@@ -210,7 +210,7 @@ def test_a_replaced_export_never_runs_on_the_packed_weights_of_the_one_it_replac
 def test_a_weight_cache_dir_that_is_not_a_directory_is_refused(tmp_path):
     (tmp_path / "cache.xnn").write_bytes(b"")
     for path in (tmp_path / "cache.xnn", tmp_path / "missing"):
-        with pytest.raises(StreamError, match="weight_cache_dir is not a directory"):
+        with pytest.raises(ConfigError, match="weight_cache_dir is not a directory"):
             Codec.load(DEMO_MODEL_DIR, weight_cache_dir=path)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import GRAPH_TOLERANCE, rel_err
-from same_edge import Codec, StreamError
+from same_edge import Codec, ConfigError, StreamError
 
 RNG = np.random.default_rng(1234)
 
@@ -137,7 +137,7 @@ def test_a_codec_loaded_with_one_side_runs_that_side_and_names_the_missing_one(e
     assert np.array_equal(decoder_only.decode(z), codec.decode(z))
     with pytest.raises(StreamError, match="without its encoder"):
         decoder_only.encode(np.zeros((2, 100), np.float32))
-    with pytest.raises(StreamError, match="sides must be"):
+    with pytest.raises(ConfigError, match="sides must be"):
         Codec.load(export_dir("fp32"), sides=("speaker",))
 
 
