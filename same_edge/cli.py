@@ -315,10 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=FORMATS, default="same-edge",
                     help="same-edge: .npz latent files; sa3: Stable Audio 3's pre-encoded .npy/.json layout")
     sp.add_argument("--sample-size", type=_positive("--sample-size"), default=None,
-                    help="sa3: crop each file to its first N samples at the model's rate (like SA3's --sample_size)")
+                    help="sa3: crop each file to its first N samples at the model's rate (like SA3's --sample_size; "
+                         "at most 10 minutes)")
     sp.add_argument("--pad", action="store_true", help="sa3: also pad shorter files with digital silence to --sample-size")
     sp.add_argument("--uncaptioned", choices=UNCAPTIONED, default="skip",
-                    help="sa3: files without a caption .txt are skipped (default, as SA3 does) or get an empty prompt")
+                    help="sa3: files without a caption .txt, or with a blank one, are skipped (default: SA3 encodes "
+                         "none of theirs) or get an empty prompt")
     sp.add_argument("--downmix", action="store_true", help="mix files with more than two channels down (else they fail)")
     sp.add_argument("--verify", action="store_true", help="judge what is up to date by content hash, not size and mtime")
     sp.add_argument("--overwrite", action="store_true", help="start OUT afresh, even over another model's outputs")

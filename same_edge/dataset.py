@@ -14,11 +14,16 @@ collide):
 - ``--format sa3``: ``rel/song.flac.npy`` (``[latent_dim, L]`` float32) and ``rel/song.flac.json``
   (``padding_mask``, ``seconds_start``, ``seconds_total``, ``path``, ``prompt``...), ``silence.npy``
   (``[1, latent_dim, N]``: the latents of digital silence) and ``filelist.txt``: what Stable Audio
-  3's ``PreEncodedDataset`` reads.
+  3's ``scripts/pre_encode_dataset.py`` writes for each clip, by its rules, and its
+  ``PreEncodedDataset`` reads.
 - ``failures.jsonl`` (this run's failed files, with the reason), ``summary.json``;
   ``.same-edge-dataset.json`` (the job's identity: model, precision, format, options) and
   ``.same-edge-index.jsonl`` (one line per finished output: its source's size, mtime and sha256),
   hidden so that loaders scanning OUT skip them.
+
+Every file is written under a temporary name ``.same-edge-tmp.<run tag>.<random>`` beside it and
+renamed into place. Each run's tag is recorded in ``.same-edge-running`` until the run ends, so the
+temporary files of killed writers are swept by exactly that name: never a file of anyone else's.
 """
 
 from __future__ import annotations
@@ -29,26 +34,27 @@ import errno
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import secrets
 import signal
+import stat
 import sys
 import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .atomic import AtomicPath, atomic_output
+from .atomic import AtomicPath, _make_parents
 from .errors import Error, Terminated
 
 FORMATS = ("same-edge", "sa3")
@@ -62,7 +68,11 @@ SUMMARY = "summary.json"
 FILELIST = "filelist.txt"
 SILENCE = "silence.npy"
 MARKER_VERSION = 1
+SA3_LAYOUT = 2  # in an sa3 job's identity: 1 wrote SA3's frames, last frames and unclamped audio otherwise
 SA3_DEFAULT_SAMPLE_SIZE = 12582912  # scripts/pre_encode_dataset.py's default --sample_size (3072 SAME frames)
+MAX_SAMPLE_SECONDS = 600  # --sample-size beyond this (twice SA3's longest window) is a typo, not a crop
+TEMP_PREFIX = ".same-edge-tmp."  # + the run's tag + "." + random characters: this program's temporary files
+TAG_PATTERN = re.compile(r"[0-9a-f]{16}")
 MAX_ATTEMPTS = 2  # a file whose worker dies this many times is recorded as a failure
 PREFETCH = 2  # tasks handed to a worker at a time: the one it runs and the next
 STARTUP_TIMEOUT_S = 600.0  # no worker ready for this long: the pool cannot start (e.g. Ray has no free CPUs)
@@ -151,13 +161,17 @@ class Job:
     uncaptioned: str
     model_id: str
     precision: str
+    temp_tag: str = field(default_factory=lambda: secrets.token_hex(8))  # names this run's temporary files
 
     def identity(self) -> dict[str, Any]:
         """What two runs must share to write into the same OUT."""
-        return {"tool": "same-edge encode-dataset", "version": MARKER_VERSION, "format": self.format,
-                "model_id": self.model_id, "precision": self.precision, "sample_size": self.sample_size,
-                "pad": self.pad, "downmix": self.downmix,
-                "uncaptioned": self.uncaptioned if self.format == "sa3" else None}
+        identity = {"tool": "same-edge encode-dataset", "version": MARKER_VERSION, "format": self.format,
+                    "model_id": self.model_id, "precision": self.precision, "sample_size": self.sample_size,
+                    "pad": self.pad, "downmix": self.downmix,
+                    "uncaptioned": self.uncaptioned if self.format == "sa3" else None}
+        if self.format == "sa3":
+            identity["sa3_layout"] = SA3_LAYOUT
+        return identity
 
 
 @dataclass
@@ -168,7 +182,8 @@ class Task:
     out: str  # output path relative to OUT (the .npz, or the .npy for sa3)
     src: str = ""  # source path relative to IN's root
     path: str = ""  # absolute source path
-    caption: str | None = None  # absolute path of the caption .txt (sa3), or None
+    caption: list[int] | None = None  # sa3: the caption .txt's [size, mtime_ns], or None
+    prompt: str | None = None  # sa3: the stripped caption ("" with uncaptioned="empty")
     expect_sha256: str | None = None  # --verify: skip if the source still hashes to this
     size: int = 0  # source bytes, for progress
     attempts: int = 0
@@ -225,6 +240,35 @@ def _file_fingerprint(path: str) -> tuple[int, int, str]:
     return st.st_size, st.st_mtime_ns, h.hexdigest()
 
 
+class _OwnTemp(AtomicPath):
+    """An ``AtomicPath`` whose temporary file is named ``.same-edge-tmp.<tag>.<random><suffix>``, ``tag``
+    being the run's (recorded in ``RUNNING``): the sweep after a killed run removes exactly such
+    names, so a file is removed only if this program made it."""
+
+    def __init__(self, target: str | Path, tag: str) -> None:
+        self.target = Path(target)
+        self._created = _make_parents(self.target.parent)
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{tag}.", suffix=self.target.suffix, dir=self.target.parent)
+        except BaseException:
+            self._remove_parents()
+            raise
+        os.close(fd)
+        self.path = Path(name)
+
+
+@contextlib.contextmanager
+def _own_output(path: Path, tag: str) -> Iterator[Path]:
+    """``atomic.atomic_output`` with this run's temporary name."""
+    out = _OwnTemp(path, tag)
+    try:
+        yield out.path  # type: ignore[misc]
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+
+
 class _NpyFramesWriter:
     """Write a float32 ``.npy`` of shape ``(*lead, frames)`` a block of frames at a time, atomically.
 
@@ -233,9 +277,9 @@ class _NpyFramesWriter:
     pads headers to 64 bytes, so its length does not change).
     """
 
-    def __init__(self, path: Path, lead: tuple[int, ...]) -> None:
+    def __init__(self, path: Path, lead: tuple[int, ...], tag: str) -> None:
         self.path, self.lead, self.frames = path, lead, 0
-        self._out = AtomicPath(path)
+        self._out = _OwnTemp(path, tag)
         self._file = open(self._out.path, "wb")  # noqa: SIM115 (closed in close/abort)
         self._header_len = self._write_header()
 
@@ -269,9 +313,15 @@ class _NpyFramesWriter:
         self._out.discard()
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    with atomic_output(path) as tmp:
+def _write_json(path: Path, obj: dict[str, Any], tag: str) -> None:
+    with _own_output(path, tag) as tmp:
         tmp.write_text(json.dumps(obj, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+
+
+def sa3_frames(samples: int, chunk: int, hop: int) -> int:
+    """The latent frames SA3's encoder returns for ``samples`` of audio: it zero-pads to whole attention
+    chunks and keeps every frame (``ceil(samples / hop)`` rounded up to whole chunks: 50 for 49)."""
+    return -(-samples // chunk) * (chunk // hop)
 
 
 def padding_mask(valid: int, encoded: int, frames: int) -> list[int]:
@@ -308,9 +358,6 @@ class Encoder:
                 if task.expect_sha256 is not None and sha == task.expect_sha256:
                     result["status"] = "uptodate"
                     return result
-                if task.caption is not None:
-                    st = os.stat(task.caption)
-                    result["caption"] = [st.st_size, st.st_mtime_ns]
                 result.update(self._sa3(task) if self.job.format == "sa3" else self._same_edge(task))
             result["status"] = "ok"
         except OSError as e:
@@ -361,77 +408,98 @@ class Encoder:
         from .files import encode_file
 
         out = self.out_root / task.out
-        stats = encode_file(self.codec, task.path, out, downmix=self.job.downmix)
+        # The latent file's writer names its own temporary file after its target: ours, so it is ours too.
+        tmp = _OwnTemp(out, self.job.temp_tag)
+        try:
+            stats = encode_file(self.codec, task.path, tmp.path, downmix=self.job.downmix)
+        except BaseException:
+            tmp.discard()
+            raise
+        tmp.commit()
         return {"seconds": stats.samples / self.codec.sample_rate, "frames": stats.frames, "out_bytes": out.stat().st_size}
 
-    def _push_silence(self, enc, w: _NpyFramesWriter, samples: int) -> None:  # noqa: ANN001 (StreamEncoder)
+    def _push_silence(self, enc, put, samples: int) -> None:  # noqa: ANN001 (StreamEncoder, frames -> None)
         c, block = self.codec, PAD_BLOCK_FRAMES * self.codec.hop
-        zeros = np.zeros((c.channels, block), np.float32)
+        zeros = np.zeros((c.channels, min(block, max(samples, 0))), np.float32)
         while samples > 0:
             n = min(block, samples)
-            w.write(enc.push(zeros[:, :n]))
+            put(enc.push(zeros[:, :n]))
             samples -= n
 
     def _sa3(self, task: Task) -> dict[str, Any]:
+        """One clip as SA3's pre_encode_dataset.py writes it (crop offset 0, no phase flip): the window
+        (``sample_size``; without one, SA3's default, or the whole file when longer) cut from the
+        audio, clamped to +-1 and padded with digital silence to the frames SA3's encoder returns for
+        it; without ``pad`` the frames after the last valid one are dropped, after they have been
+        encoded: a clip's last frames are those of SA3, computed with the silence after them."""
         c, job = self.codec, self.job
-        size = job.sample_size
+        hop, chunk = c.hop, c.manifest.model.chunk_samples
         reader = self._reader(task)
-        enc = c.stream_encoder(largest_window=None)
+        length = -(-reader.frames * c.sample_rate // reader.input_rate)  # SA3's resampler keeps ceil(n * new / old)
+        window = job.sample_size or max(SA3_DEFAULT_SAMPLE_SIZE, length)
+        frames = sa3_frames(window, chunk, hop)
+        mask = padding_mask(min(length, window), window, frames)
+        keep = frames if job.pad else sum(mask)  # the mask is ones, then zeros
         out = self.out_root / task.out
-        prompt = None
-        if task.caption is not None:
-            prompt = Path(task.caption).read_text(encoding="utf-8", errors="replace").strip()
-        elif job.uncaptioned == "empty":
-            prompt = ""
-        w = _NpyFramesWriter(out, (c.latent_dim,))
+        w = _NpyFramesWriter(out, (c.latent_dim,), job.temp_tag)
+        enc = c.stream_encoder(largest_window=None)
+
+        def put(z: np.ndarray) -> None:
+            w.write(z[:, : keep - w.frames])
+
         try:
             taken = 0
             blocks = reader.blocks()
             with contextlib.closing(blocks):  # a crop stops reading early; closing releases the file
                 for block in blocks:
-                    if size is not None:
-                        block = block[:, : size - taken]
+                    block = np.clip(block[:, : window - taken], -1.0, 1.0)  # SA3 clamps before encoding
                     taken += block.shape[1]
-                    w.write(enc.push(block))
-                    if size is not None and taken >= size:
+                    put(enc.push(block))
+                    if taken >= window:
                         break
-            padded = size - taken if (job.pad and size is not None and taken < size) else 0
-            self._push_silence(enc, w, padded)
-            w.write(enc.flush())
+            # Silence up to the window's whole chunks; once the input reaches the encoder's latency past
+            # the last kept frame, every kept frame is final, and the rest would only be dropped.
+            end = frames * hop
+            pushed = min(end, max(taken, keep * hop + c.encoder_latency_samples))
+            self._push_silence(enc, put, pushed - taken)
+            while w.frames < keep and pushed < end:  # (not if the manifest's latency holds)
+                self._push_silence(enc, put, min(chunk, end - pushed))
+                pushed = min(end, pushed + chunk)
+            if w.frames < keep:
+                put(enc.flush())
+            if w.frames != keep:
+                raise RuntimeError(f"encoded {w.frames} frames, not {keep}")
         except BaseException:
             w.abort()
             raise
-        frames = w.frames
-        total = reader.frames * c.sample_rate / reader.input_rate  # the whole source at the model's rate
-        window = size if size is not None else taken
-        upper = max(0.0, total - window)
+        upper = max(0, length - window)
         meta = {
             "path": task.path,
             "relpath": task.src,
             "timestamps": [0.0, window / (upper + window)],  # SA3's normalised crop window (offset 0)
             "seconds_start": 0,
-            "seconds_total": math.ceil(reader.frames / reader.input_rate),
-            "padding_mask": padding_mask(taken, taken + padded, frames),
+            "seconds_total": -(-length // c.sample_rate),
+            "padding_mask": mask[:keep],
             "sample_rate": c.sample_rate,
             "model_id": c.manifest.model_id,
             "precision": c.manifest.precision,
         }
-        if prompt is not None:
-            meta["prompt"] = prompt
+        if task.prompt is not None:
+            meta["prompt"] = task.prompt
         # The .json first, the .npy last: SA3's loader finds samples by their .npy, so a sample is
         # never seen without its metadata.
-        _write_json(out.with_suffix(".json"), meta)
+        _write_json(out.with_suffix(".json"), meta, job.temp_tag)
         w.close()
-        return {"seconds": taken / c.sample_rate, "frames": frames, "out_bytes": out.stat().st_size}
+        return {"seconds": taken / c.sample_rate, "frames": keep, "out_bytes": out.stat().st_size}
 
     def _silence(self, task: Task) -> dict[str, Any]:
         c = self.codec
         samples = self.job.sample_size or SA3_DEFAULT_SAMPLE_SIZE
         enc = c.stream_encoder(largest_window=None)
         out = self.out_root / task.out
-        w = _NpyFramesWriter(out, (1, c.latent_dim))  # SA3 saves a batch of one and squeezes it on load
+        w = _NpyFramesWriter(out, (1, c.latent_dim), self.job.temp_tag)  # SA3 saves a batch of one, squeezed on load
         try:
-            self._push_silence(enc, w, samples)
+            self._push_silence(enc, w.write, sa3_frames(samples, c.manifest.model.chunk_samples, c.hop) * c.hop)
             w.write(enc.flush())
         except BaseException:
             w.abort()
@@ -553,56 +621,78 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk(root: Path, extensions: frozenset[str]) -> Iterator[Path]:
-    """Audio files under ``root`` in a stable (sorted) order, lazily: hidden files and directories
-    are skipped (as SA3 does; they hold editors' and file managers' droppings), file symlinks are
+def _os_reason(e: OSError) -> str:
+    return f"{type(e).__name__}: {e.strerror or e}"
+
+
+def _walk(root: Path, extensions: frozenset[str]) -> Iterator[tuple[Path, str | None]]:
+    """Audio files under ``root`` in a stable (sorted) order, lazily, as ``(path, None)``; what cannot
+    be walked as ``(path, reason)``: a directory that cannot be listed (or is gone by then), a file
+    symlink with an audio name whose target is missing or loops. Hidden files and directories are
+    skipped (as SA3 does; they hold editors' and file managers' droppings), file symlinks are
     followed, directory symlinks are not (no cycles)."""
     stack = [root]
     while stack:
         d = stack.pop()
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
-        except OSError:
+        except OSError as e:
+            yield d, f"cannot list this directory: {_os_reason(e)}"
             continue
         subdirs = []
         for e in entries:
             if _is_hidden(e.name):
                 continue
+            audio = "." in e.name and e.name.rsplit(".", 1)[-1].lower() in extensions
             try:
                 if e.is_dir(follow_symlinks=False):
                     subdirs.append(Path(e.path))
-                elif e.is_file() and e.name.rsplit(".", 1)[-1].lower() in extensions and "." in e.name:
-                    yield Path(e.path)
-            except OSError:
-                continue
+                elif e.is_file():
+                    if audio:
+                        yield Path(e.path), None
+                elif audio and e.is_symlink():
+                    try:
+                        os.stat(e.path)  # fails for a missing target or a loop: the reason
+                    except OSError as err:
+                        yield Path(e.path), f"a symbolic link to {os.readlink(e.path)}, which cannot be followed: " \
+                                            f"{_os_reason(err)}"
+            except OSError as err:
+                yield Path(e.path), f"cannot tell what this is: {_os_reason(err)}"
         stack.extend(reversed(subdirs))
 
 
 def _list_entries(list_file: Path) -> Iterator[Path]:
     """Paths named by a list file: one a line, relative to the list file's directory or absolute;
-    blank lines and ``#`` comments are skipped."""
+    blank lines and ``#`` comments are skipped. Lines are file names' bytes (as ``find`` prints
+    them): a name that is not UTF-8 is read as it is. A NUL byte means it is no text file."""
     base = list_file.parent
-    with open(list_file, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
+    with open(list_file, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if b"\0" in raw:
+                raise DatasetError(f"{list_file} is not a text file listing audio files (line {number} holds a NUL byte)")
+            line = os.fsdecode(raw).strip()
             if line and not line.startswith("#"):
                 p = Path(line)
                 yield p if p.is_absolute() else base / p
 
 
 class _Sources:
-    """IN as a stream of ``(relative path, absolute path)``: a directory walked recursively, or a list file."""
+    """IN as a stream of ``(relative path, absolute path, None)``, or ``(..., reason)`` for what cannot
+    be walked: a directory walked recursively, or a list file."""
 
     def __init__(self, input: Path) -> None:
         self.input = input
         self.is_list = input.is_file()
         self.root = (input.parent if self.is_list else input).resolve()
         self.extensions = audio_extensions()
+        if self.is_list and input.suffix[1:].lower() in self.extensions:
+            raise DatasetError(f"{input} is an audio file: IN is a directory of audio files or a text file "
+                               "listing them (one file: same-edge encode)")
 
-    def __iter__(self) -> Iterator[tuple[str, Path]]:
+    def __iter__(self) -> Iterator[tuple[str, Path, str | None]]:
         if not self.is_list:
-            for p in _walk(self.root, self.extensions):
-                yield p.relative_to(self.root).as_posix(), p
+            for p, reason in _walk(self.root, self.extensions):
+                yield p.relative_to(self.root).as_posix(), p, reason
             return
         for p in _list_entries(self.input):
             absolute = Path(os.path.abspath(p))
@@ -611,15 +701,18 @@ class _Sources:
             except ValueError:
                 raise DatasetError(f"{p} (in {self.input}) lies outside the list file's directory {self.root}; "
                                    "outputs mirror paths relative to it") from None
-            yield rel, absolute
+            yield rel, absolute, None
 
     def count(self) -> tuple[int, int]:
-        """(files, bytes) in IN: the progress bar's total."""
+        """(files, bytes) in IN: the progress bar's total (what cannot be walked counts as a file)."""
         files = size = 0
-        for _, p in self:
+        for _, p, reason in self:
+            if reason is not None and p == self.root:
+                raise DatasetError(f"{self.input}: {reason}")
             files += 1
-            with contextlib.suppress(OSError):
-                size += p.stat().st_size
+            if reason is None:
+                with contextlib.suppress(OSError):
+                    size += p.stat().st_size
         return files, size
 
 
@@ -674,15 +767,24 @@ def _read_index(path: Path) -> dict[str, _Rec]:
     return records
 
 
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(npz|npy|json|frames|part|txt|jsonl)$")
+def _running_tags(path: Path) -> list[str]:
+    """The tags recorded in ``RUNNING``: runs that did not finish, whose temporary files may remain."""
+    with contextlib.suppress(OSError):
+        return [t for t in path.read_text(encoding="ascii", errors="replace").split() if TAG_PATTERN.fullmatch(t)]
+    return []
 
 
-def _sweep_temps(out: Path) -> int:
-    """Remove temporary files left by killed writers (``atomic.atomic_output`` names); returns how many."""
+def _sweep_temps(out: Path, tags: list[str]) -> int:
+    """Remove the temporary files that the runs tagged ``tags`` left in OUT: names that begin with
+    ``.same-edge-tmp.<tag>.`` (or ``..same-edge-tmp.<tag>.``: the latent writer's own, named after
+    ours). Nothing else is touched. Returns how many were removed."""
+    if not tags:
+        return 0
+    ours = re.compile(r"\.?" + re.escape(TEMP_PREFIX) + "(?:" + "|".join(map(re.escape, tags)) + r")\.")
     removed = 0
     for d, _, files in os.walk(out):
         for name in files:
-            if _TEMP_NAME.match(name):
+            if ours.match(name):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(d, name))
                     removed += 1
@@ -718,6 +820,10 @@ class _Run:
         self.peak_rss_kb = 0
         self.worker_died = False
         self.fatal: str | None = None
+        # sa3: the outputs this run's inputs produce (filelist.txt), and those it found it must not list.
+        self.listed: set[str] = set()
+        self.unlisted: set[str] = set()
+        self.walked = False  # every source seen
         self.retry: deque[Task] = deque()
         self.t0 = time.perf_counter()
         self.done_bytes = 0
@@ -750,7 +856,12 @@ class _Run:
         self.index.flush()
         self.records[rec["out"]] = _Rec.of(rec)
 
+    def _list(self, out: str, produced: bool) -> None:
+        if self.job.format == "sa3":
+            (self.listed if produced else self.unlisted).add(out)
+
     def _fail(self, task: Task, reason: str) -> None:
+        self._list(task.out, False)
         self.failed += 1
         self.failures.write(json.dumps({"file": task.path, "relpath": task.src, "reason": reason,
                                         "attempts": max(task.attempts, 1), "time": _utc_now()}) + "\n")
@@ -768,13 +879,15 @@ class _Run:
             self._fail(task, res["reason"])
             return
         if status == "uptodate":  # --verify: same content; refresh size and mtime so plain re-runs skip it too
-            self._record({k: res.get(k) for k in ("out", "src", "size", "mtime_ns", "sha256", "caption")})
+            self._record({**{k: res.get(k) for k in ("out", "src", "size", "mtime_ns", "sha256")}, "caption": task.caption})
+            self._list(task.out, True)
             self.skipped += 1
             self._advance(task.size)
             return
-        rec = {k: res.get(k) for k in ("out", "src", "size", "mtime_ns", "sha256", "caption", "frames", "seconds", "out_bytes")}
-        self._record(rec)
+        rec = {k: res.get(k) for k in ("out", "src", "size", "mtime_ns", "sha256", "frames", "seconds", "out_bytes")}
+        self._record({**rec, "caption": task.caption})
         if task.kind == "file":
+            self._list(task.out, True)
             self.encoded += 1
             self.audio_seconds += float(res["seconds"])
             self._advance(task.size)
@@ -794,41 +907,54 @@ class _Run:
             if rec is None or rec.size != want or not (self.out / SILENCE).is_file():
                 yield Task("silence", SILENCE)
         suffix = ".npy" if job.format == "sa3" else ".npz"
-        for rel, path in self.sources:
+        for rel, path, reason in self.sources:
             out_rel = rel + suffix
             task = Task("file", out_rel, rel, str(path))
+            if reason is not None:
+                self._fail(task, reason)
+                continue
             try:
                 st = path.stat()
                 task.size = st.st_size
             except OSError as e:
                 self._fail(task, f"{type(e).__name__}: {e.strerror or e}")
                 continue
-            caption_fp = None
-            if job.format == "sa3":
-                if (self.out / out_rel).as_posix().count(".npy") != 1:
-                    self._fail(task, "its path contains '.npy', which SA3's loader replaces to find the .json "
-                                     "(rename it)")
-                    continue
-                txt = path.with_suffix(".txt")
-                if txt.is_file():
-                    task.caption = str(txt)
-                    cst = txt.stat()
-                    caption_fp = [cst.st_size, cst.st_mtime_ns]
-                elif job.uncaptioned == "skip":
-                    self.uncaptioned += 1
-                    self._advance(task.size)
-                    continue
             outputs = [self.out / out_rel]
             if job.format == "sa3":
+                problem = _sa3_name_problem((self.out / out_rel).as_posix(), out_rel)
+                if problem is not None:
+                    self._fail(task, problem)
+                    continue
                 outputs.append((self.out / out_rel).with_suffix(".json"))
+                txt = path.with_suffix(".txt")
+                with contextlib.suppress(OSError):
+                    cst = txt.stat()
+                    if stat.S_ISREG(cst.st_mode):
+                        task.caption = [cst.st_size, cst.st_mtime_ns]
             rec = self.records.get(out_rel)
-            if self._up_to_date(rec, st, caption_fp, outputs):
+            if self._up_to_date(rec, st, task.caption, outputs):
                 if not self.verify:
+                    self._list(out_rel, True)
                     self.skipped += 1
                     self._advance(task.size)
                     continue
                 task.expect_sha256 = rec.sha256.hex() if rec.sha256 else None
+            if job.format == "sa3":
+                if task.caption is not None:
+                    try:
+                        task.prompt = txt.read_bytes().decode("utf-8").strip()  # SA3: read_text().strip()
+                    except (OSError, UnicodeDecodeError) as e:
+                        self._fail(task, f"its caption {txt.name} cannot be read as UTF-8 text: {e}")
+                        continue
+                if not task.prompt:  # no caption, or a blank one: SA3 would put another clip in its place
+                    if job.uncaptioned == "skip":
+                        self._list(out_rel, False)
+                        self.uncaptioned += 1
+                        self._advance(task.size)
+                        continue
+                    task.prompt = ""
             yield task
+        self.walked = True
 
     def run(self) -> None:
         pool, size = self.pool, self.pool.size
@@ -912,16 +1038,36 @@ class _Run:
                 self._postfix()
                 self.bar.refresh()
 
-    def write_filelist(self) -> None:
-        """SA3's filelist.txt: every finished sample, relative to OUT (what its loader reads first)."""
-        names = sorted(out for out in self.records if out != SILENCE and out.endswith(".npy"))
-        with atomic_output(self.out / FILELIST) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    def write_filelist(self, complete: bool) -> None:
+        """SA3's filelist.txt (what its loader reads first): the samples this run's inputs produce,
+        relative to OUT, sorted. A run stopped before it saw every source also keeps the earlier
+        outputs it did not reach."""
+        names = self.listed if complete else (self.records.keys() | self.listed) - self.unlisted
+        names = sorted(n for n in names if n != SILENCE and n.endswith(".npy"))
+        with _own_output(self.out / FILELIST, self.job.temp_tag) as tmp, open(tmp, "w", encoding="utf-8") as f:
             f.writelines(n + "\n" for n in names if (self.out / n).is_file())
 
     def close(self) -> None:
         self.bar.close()
         self.index.close()
         self.failures.close()
+
+
+def _sa3_name_problem(out_path: str, out_rel: str) -> str | None:
+    """Why SA3's loader would not find this output (``out_path`` absolute, ``out_rel`` as listed in
+    filelist.txt), or None. It reads filelist.txt as text in the locale's encoding, one line per
+    sample, strips each line, and finds the .json by replacing '.npy' in the whole path."""
+    if out_path.count(".npy") != 1:
+        return "its path contains '.npy', which SA3's loader replaces to find the .json (rename it)"
+    try:
+        out_rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not UTF-8, so SA3 cannot read it from filelist.txt (rename it)"
+    if "\n" in out_rel or "\r" in out_rel:
+        return "its name holds a line break, which would split its line of filelist.txt in two (rename it)"
+    if out_rel != out_rel.strip():
+        return "its name begins with whitespace, which SA3 strips from each line of filelist.txt (rename it)"
+    return None
 
 
 def _check_out(out: Path, job: Job, overwrite: bool) -> str | None:
@@ -975,10 +1121,11 @@ def encode_dataset(input: str | Path, output: str | Path, *, model: str | Path |
     ``model``: model directory (default: the bundled demo model). ``workers``/``threads``: worker
     processes (or Ray actors) and LiteRT threads each (default: one single-threaded worker per
     core; with Ray, per CPU of the cluster). ``format``: "same-edge" (``.npz`` latent files) or
-    "sa3" (Stable Audio 3's pre-encoded layout). ``sample_size`` (sa3): crop each file to its first
-    ``sample_size`` samples at the model's rate; with ``pad``, pad shorter ones with digital
-    silence to that length. ``uncaptioned`` (sa3): "skip" files without a caption ``.txt`` (as SA3
-    does) or encode them with an "empty" prompt. ``downmix``: mix more than 2 channels down (else
+    "sa3" (Stable Audio 3's pre-encoded layout). ``sample_size`` (sa3; at most 10 minutes): crop each
+    file to its first ``sample_size`` samples at the model's rate, as SA3 does; with ``pad``, keep
+    shorter ones padded with digital silence to that length. ``uncaptioned`` (sa3): "skip" files
+    without a caption ``.txt`` or with a blank one (SA3 encodes none of theirs) or encode them with
+    an "empty" prompt. ``downmix``: mix more than 2 channels down (else
     such files fail). ``verify``: decide what is up to date by the sources' sha256 rather than
     their size and mtime. ``overwrite``: start OUT afresh even if it holds another job's outputs.
     ``ray``: None (local processes), "auto", "local" (a private local Ray instance) or a cluster
@@ -1009,6 +1156,10 @@ def encode_dataset(input: str | Path, output: str | Path, *, model: str | Path |
     input, output = Path(input), Path(output)
     model_dir = Path(model) if model is not None else DEMO_MODEL_DIR
     manifest = read_manifest(model_dir)
+    longest = MAX_SAMPLE_SECONDS * manifest.sample_rate
+    if sample_size is not None and sample_size > longest:
+        raise DatasetError(f"sample_size must be at most {longest} samples ({MAX_SAMPLE_SECONDS // 60} minutes at "
+                           f"{manifest.sample_rate} Hz), got {sample_size}: a longer window is a typo, not a crop")
     if not input.exists():
         raise DatasetError(f"input not found: {input}")
     sources = _Sources(input)
@@ -1044,10 +1195,16 @@ def encode_dataset(input: str | Path, output: str | Path, *, model: str | Path |
     stop: BaseException | None = None  # Ctrl-C, SIGTERM (ours or the caller's): records are kept, then re-raised
     try:
         _reset_out(out_abs, reset)
-        if (out_abs / RUNNING).exists():  # the last run was killed: its writers may have left temporary files
-            _sweep_temps(out_abs)
-        (out_abs / RUNNING).touch()
-        _write_json(out_abs / MARKER, job.identity())
+        # RUNNING holds the tags of the runs that have not finished: killed runs' writers may have left
+        # temporary files, which bear their tag.
+        killed = _running_tags(out_abs / RUNNING)
+        with open(out_abs / RUNNING, "a", encoding="ascii") as f:
+            f.write(job.temp_tag + "\n")
+        if killed:
+            _sweep_temps(out_abs, killed)
+            with _own_output(out_abs / RUNNING, job.temp_tag) as tmp:
+                tmp.write_text(job.temp_tag + "\n", encoding="ascii")
+        _write_json(out_abs / MARKER, job.identity(), job.temp_tag)
         index = out_abs / INDEX
         if index.is_file() and index.stat().st_size:
             with open(index, "rb+") as f:  # a run killed mid-line: end that line so the next record stands alone
@@ -1090,11 +1247,11 @@ def encode_dataset(input: str | Path, output: str | Path, *, model: str | Path |
     try:
         run.close()
         if run.worker_died or stop is not None:  # killed writers may have left temporary files
-            _sweep_temps(out_abs)
+            _sweep_temps(out_abs, [job.temp_tag])
         if format == "sa3":
-            run.write_filelist()
+            run.write_filelist(complete=run.walked and stop is None and run.fatal is None)
         _write_json(out_abs / SUMMARY, {**dataclasses.asdict(summary), "audio_hours": round(run.audio_seconds / 3600, 4),
-                                        "fatal": run.fatal})
+                                        "fatal": run.fatal}, job.temp_tag)
         if run.fatal is None:
             (out_abs / RUNNING).unlink(missing_ok=True)
     except OSError as e:

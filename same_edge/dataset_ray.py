@@ -61,8 +61,8 @@ class RayPool:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "include_dashboard": False}
             try:
-                if address == "local":
-                    ray.init(object_store_memory=LOCAL_OBJECT_STORE_BYTES, **kwargs)
+                if address == "local":  # named: without an address, Ray joins a cluster this machine already runs
+                    ray.init(address="local", object_store_memory=LOCAL_OBJECT_STORE_BYTES, **kwargs)
                 else:
                     ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:

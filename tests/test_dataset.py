@@ -4,6 +4,7 @@ kill -9, SIGTERM, Ctrl-C, a full disk) and every bad invocation (one line, exit 
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -24,6 +25,8 @@ from same_edge.dataset import (
     FILELIST,
     INDEX,
     MARKER,
+    RUNNING,
+    SA3_DEFAULT_SAMPLE_SIZE,
     SILENCE,
     audio_extensions,
     encode_dataset,
@@ -156,6 +159,21 @@ def test_verify_judges_sources_by_content_hash_so_a_touched_file_is_not_reencode
     assert (s.encoded, s.skipped) == (1, 1)
 
 
+def test_a_source_rewritten_at_the_same_size_with_a_new_mtime_is_reencoded_without_verify(tmp_path, model, codec):
+    (tmp_path / "in").mkdir()
+    src = tmp_path / "in" / "song.wav"
+    sf.write(src, _music(0.5), SR, subtype="PCM_16")
+    encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    before = os.stat(src)
+    sf.write(src, _music(0.5, seed=5), SR, subtype="PCM_16")  # new content, the same size
+    os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert os.stat(src).st_size == before.st_size
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    assert (s.encoded, s.skipped) == (1, 0)
+    np.testing.assert_allclose(load_latents(tmp_path / "out" / "song.wav.npz").latents, _reference(codec, src),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_a_list_file_of_paths_is_encoded_mirroring_paths_relative_to_it(tmp_path, model):
     files = _library(tmp_path / "lib", n=3)
     listing = tmp_path / "lib" / "list.txt"
@@ -194,8 +212,86 @@ def test_the_same_edge_command_line_runs_encode_dataset_and_returns_its_exit_sta
     _assert_refused(rc, capsys.readouterr().err, "input not found")
 
 
+def test_a_file_name_that_is_not_utf8_is_encoded_and_sa3_records_why_its_filelist_cannot_hold_it(tmp_path, model, codec):
+    (tmp_path / "in").mkdir()
+    latin1 = tmp_path / "in" / os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name: bytes that are not UTF-8
+    sf.write(os.fsencode(latin1), _music(0.4), SR)
+    sf.write(tmp_path / "in" / "ok.wav", _music(0.4, seed=1), SR)
+    for p in (latin1, tmp_path / "in" / "ok.wav"):
+        p.with_suffix(".txt").write_text("a caption")
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    assert (s.encoded, s.failed) == (2, 0)
+    z = load_latents(tmp_path / "out" / (latin1.name + ".npz")).latents
+    np.testing.assert_allclose(z, codec.encode(AudioReader(latin1, SR, 2).read_all()), rtol=1e-4, atol=1e-5)
+    # SA3 reads filelist.txt as text in the locale's encoding (UTF-8): such a name cannot be listed.
+    s = encode_dataset(tmp_path / "in", tmp_path / "sa3", model=model, workers=1, threads=1, format="sa3",
+                       sample_size=8192, progress=False)
+    assert (s.encoded, s.failed) == (1, 1)
+    (failure,) = map(json.loads, (tmp_path / "sa3" / "failures.jsonl").read_text().splitlines())
+    assert failure["relpath"] == latin1.name and "UTF-8" in failure["reason"]
+    assert (tmp_path / "sa3" / FILELIST).read_text() == "ok.wav.npy\n"
+
+
 # ----------------------------------------------------------------------------------------------
 # Faults
+
+
+def test_the_temporary_file_sweep_removes_only_its_own_temporaries_never_look_alike_user_files(tmp_path, model,
+                                                                                                 monkeypatch):
+    out = tmp_path / "out"
+    music = out / "music"  # IN inside OUT: the sweep walks IN too
+    _library(music, n=3)
+    look_alikes = [out / ".backup.20240101.txt", out / ".eslintrc.defaults.json", out / "music" / "a" / ".notes.abcd1234.npy",
+                   out / "b" / ".song0.flac.k3j5x9_q.npz", music / "b" / ".mix.20240101.json", out / "x" / ".old.12345678.jsonl"]
+    look_alikes.append(out / "b" / ".same-edge-tmp.fedcba9876543210.k3j5x9_q.npz")  # ours by name, no run's by record
+    for p in look_alikes:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("the user's own file\n")
+    # A killed run's temporary files, its tag recorded (the latent writer's own beneath ours has one more dot).
+    (out / RUNNING).write_text("0123456789abcdef\n")
+    left = [out / "b" / ".same-edge-tmp.0123456789abcdef.a1b2c3d4.npz",
+            out / "b" / "..same-edge-tmp.0123456789abcdef.a1b2c3d4.npz.e5f6g7h8.npz",
+            out / ".same-edge-tmp.0123456789abcdef.x.json"]
+    for p in left:
+        p.write_bytes(b"half written")
+    # A worker that dies makes the run sweep the temporary files such deaths leave.
+    monkeypatch.setenv(FAULTS_ENV, json.dumps({"crash_on": "song2.FLAC"}))
+    s = encode_dataset(music, out, model=model, workers=1, threads=1, overwrite=True, progress=False)
+    assert (s.encoded, s.failed) == (2, 1) and s.worker_restarts == 2
+    assert [p.read_text() for p in look_alikes] == ["the user's own file\n"] * len(look_alikes)
+    assert not any(p.exists() for p in left) and not (out / RUNNING).exists()
+
+
+def test_an_unlistable_or_vanished_directory_and_a_dangling_symlink_are_failures_with_reasons(tmp_path, model,
+                                                                                                monkeypatch, capsys):
+    _library(tmp_path / "in", n=2)
+    for d in ("locked", "gone"):
+        (tmp_path / "in" / d).mkdir()
+        sf.write(tmp_path / "in" / d / "x.wav", _music(0.3), SR)
+    (tmp_path / "in" / "b" / "moved.flac").symlink_to(tmp_path / "elsewhere" / "moved.flac")
+    (tmp_path / "in" / "b" / "loop.wav").symlink_to("loop.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as a directory without permission (tests run as root) and one deleted mid-walk
+        name = os.path.basename(os.fspath(path))
+        if name in ("locked", "gone"):
+            code = errno.EACCES if name == "locked" else errno.ENOENT
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    rc, out, _ = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--workers", "1", "--quiet")
+    assert rc == 1 and "2 encoded, 0 up to date, 4 failed of 6 files" in out
+    reasons = {f["relpath"]: f["reason"] for f in map(json.loads, (tmp_path / "out" / "failures.jsonl").read_text()
+                                                       .splitlines())}
+    assert sorted(reasons) == ["b/loop.wav", "b/moved.flac", "gone", "locked"]
+    assert "cannot list" in reasons["locked"] and "Permission denied" in reasons["locked"]
+    assert "cannot list" in reasons["gone"] and "No such file or directory" in reasons["gone"]
+    assert "symbolic link" in reasons["b/moved.flac"] and str(tmp_path / "elsewhere") in reasons["b/moved.flac"]
+    assert "symbolic link" in reasons["b/loop.wav"] and "Too many levels of symbolic links" in reasons["b/loop.wav"]
+    rc, _, err = _run(capsys, tmp_path / "in" / "locked", tmp_path / "out2", "--model", model)  # IN itself
+    _assert_refused(rc, err, "cannot list this directory: PermissionError: Permission denied")
+    assert not (tmp_path / "out2").exists()
 
 
 def test_corrupt_empty_and_non_audio_files_are_recorded_with_reasons_and_the_run_goes_on(tmp_path, model, capsys):
@@ -347,6 +443,25 @@ def test_missing_or_empty_input_is_refused_and_nothing_written(tmp_path, model, 
     assert not (tmp_path / "out").exists()
 
 
+def test_an_audio_file_or_a_binary_file_given_as_in_is_refused_in_one_line_not_read_as_a_list(tmp_path, model, capsys):
+    (song,) = _library(tmp_path / "in", n=1)
+    rc, _, err = _run(capsys, song, tmp_path / "out", "--model", model)
+    _assert_refused(rc, err, "is an audio file")
+    (tmp_path / "latents.npz").write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xff\xfe binary, not a list of paths")
+    rc, _, err = _run(capsys, tmp_path / "latents.npz", tmp_path / "out", "--model", model)
+    _assert_refused(rc, err, "not a text file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sample_size_over_ten_minutes_is_refused_as_a_typo_before_anything_is_written(tmp_path, model, capsys):
+    _library(tmp_path / "in", n=1)
+    for size in (600 * SR + 1, 10**12):
+        rc, _, err = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--format", "sa3",
+                          "--sample-size", size, "--pad")
+        _assert_refused(rc, err, f"sample_size must be at most {600 * SR} samples (10 minutes at {SR} Hz)")
+        assert not (tmp_path / "out").exists()
+
+
 def test_output_inside_input_is_refused(tmp_path, model, capsys):
     _library(tmp_path / "in", n=1)
     before = _tree(tmp_path / "in")
@@ -477,7 +592,9 @@ def test_sa3_layout_is_read_by_sa3s_loader_with_every_field_right(tmp_path, mode
         n = math.ceil(info_src.frames * SR / info_src.samplerate - 1e-9)
         assert latents.dtype == __import__("torch").float32 and latents.shape[0] == dim
         assert abs(latents.shape[1] - math.ceil(n / hop)) <= 1
-        np.testing.assert_allclose(latents.numpy(), _reference(codec, src), rtol=1e-4, atol=1e-5)
+        # SA3 encodes the clip padded with silence to its window and keeps the frames over the audio.
+        sa3 = _reference(codec, src, pad_to=SA3_DEFAULT_SAMPLE_SIZE)[:, : math.ceil(n / hop)]
+        np.testing.assert_allclose(latents.numpy(), sa3, rtol=1e-4, atol=1e-5)
         assert info["padding_mask"] == [1] * latents.shape[1]
         assert info["path"] == str(src) and info["relpath"] == src.relative_to(tmp_path / "in").as_posix()
         assert info["prompt"] == f"caption of {src.stem}"
