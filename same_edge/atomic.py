@@ -56,11 +56,12 @@ class AtomicPath:
     ``commit()`` moves it into place with the usual permissions; ``discard()`` removes it and the
     directories made for it. Exactly one of them runs; later calls do nothing."""
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, prefix: str | None = None) -> None:
+        """``prefix``: the temporary's name before mkstemp's random part (default: ``.<name>.``)."""
         self.target = Path(target)
         self._created = _make_parents(self.target.parent)
         try:
-            fd, name = tempfile.mkstemp(prefix=_temp_name_prefix(self.target), suffix=self.target.suffix,
+            fd, name = tempfile.mkstemp(prefix=prefix or _temp_name_prefix(self.target), suffix=self.target.suffix,
                                         dir=self.target.parent)
         except BaseException:
             self._remove_parents()
@@ -93,10 +94,11 @@ class AtomicPath:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
+def atomic_output(path: str | Path, prefix: str | None = None) -> Iterator[Path]:
     """Yield a new empty temporary file beside ``path``; on success it replaces ``path`` with the
-    usual permissions, on any exception it is removed (with the directories made for it)."""
-    out = AtomicPath(path)
+    usual permissions, on any exception it is removed (with the directories made for it).
+    ``prefix``: as ``AtomicPath``'s."""
+    out = AtomicPath(path, prefix)
     try:
         yield out.path  # type: ignore[misc]
     except BaseException:

@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .atomic import AtomicPath, _make_parents
+from .atomic import AtomicPath, atomic_output
 from .errors import Error, Terminated
 
 FORMATS = ("same-edge", "sa3")
@@ -240,33 +240,11 @@ def _file_fingerprint(path: str) -> tuple[int, int, str]:
     return st.st_size, st.st_mtime_ns, h.hexdigest()
 
 
-class _OwnTemp(AtomicPath):
-    """An ``AtomicPath`` whose temporary file is named ``.same-edge-tmp.<tag>.<random><suffix>``, ``tag``
-    being the run's (recorded in ``RUNNING``): the sweep after a killed run removes exactly such
+def _own_prefix(tag: str) -> str:
+    """The temporaries of the run tagged ``tag`` (recorded in ``RUNNING``) are named
+    ``.same-edge-tmp.<tag>.<random><suffix>``: the sweep after a killed run removes exactly such
     names, so a file is removed only if this program made it."""
-
-    def __init__(self, target: str | Path, tag: str) -> None:
-        self.target = Path(target)
-        self._created = _make_parents(self.target.parent)
-        try:
-            fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{tag}.", suffix=self.target.suffix, dir=self.target.parent)
-        except BaseException:
-            self._remove_parents()
-            raise
-        os.close(fd)
-        self.path = Path(name)
-
-
-@contextlib.contextmanager
-def _own_output(path: Path, tag: str) -> Iterator[Path]:
-    """``atomic.atomic_output`` with this run's temporary name."""
-    out = _OwnTemp(path, tag)
-    try:
-        yield out.path  # type: ignore[misc]
-    except BaseException:
-        out.discard()
-        raise
-    out.commit()
+    return f"{TEMP_PREFIX}{tag}."
 
 
 class _NpyFramesWriter:
@@ -279,7 +257,7 @@ class _NpyFramesWriter:
 
     def __init__(self, path: Path, lead: tuple[int, ...], tag: str) -> None:
         self.path, self.lead, self.frames = path, lead, 0
-        self._out = _OwnTemp(path, tag)
+        self._out = AtomicPath(path, _own_prefix(tag))
         self._file = open(self._out.path, "wb")  # noqa: SIM115 (closed in close/abort)
         self._header_len = self._write_header()
 
@@ -314,7 +292,7 @@ class _NpyFramesWriter:
 
 
 def _write_json(path: Path, obj: dict[str, Any], tag: str) -> None:
-    with _own_output(path, tag) as tmp:
+    with atomic_output(path, _own_prefix(tag)) as tmp:
         tmp.write_text(json.dumps(obj, sort_keys=True, separators=(",", ":")), encoding="utf-8")
 
 
@@ -409,7 +387,7 @@ class Encoder:
 
         out = self.out_root / task.out
         # The latent file's writer names its own temporary file after its target: ours, so it is ours too.
-        tmp = _OwnTemp(out, self.job.temp_tag)
+        tmp = AtomicPath(out, _own_prefix(self.job.temp_tag))
         try:
             stats = encode_file(self.codec, task.path, tmp.path, downmix=self.job.downmix)
         except BaseException:
@@ -1044,7 +1022,7 @@ class _Run:
         outputs it did not reach."""
         names = self.listed if complete else (self.records.keys() | self.listed) - self.unlisted
         names = sorted(n for n in names if n != SILENCE and n.endswith(".npy"))
-        with _own_output(self.out / FILELIST, self.job.temp_tag) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        with atomic_output(self.out / FILELIST, _own_prefix(self.job.temp_tag)) as tmp, open(tmp, "w", encoding="utf-8") as f:
             f.writelines(n + "\n" for n in names if (self.out / n).is_file())
 
     def close(self) -> None:
@@ -1202,7 +1180,7 @@ def encode_dataset(input: str | Path, output: str | Path, *, model: str | Path |
             f.write(job.temp_tag + "\n")
         if killed:
             _sweep_temps(out_abs, killed)
-            with _own_output(out_abs / RUNNING, job.temp_tag) as tmp:
+            with atomic_output(out_abs / RUNNING, _own_prefix(job.temp_tag)) as tmp:
                 tmp.write_text(job.temp_tag + "\n", encoding="ascii")
         _write_json(out_abs / MARKER, job.identity(), job.temp_tag)
         index = out_abs / INDEX
