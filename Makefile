@@ -47,8 +47,9 @@ bench: $(BIN)/.installed
 test: lint native
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
-# The inner loop (under 5 minutes): ruff and every test but those marked slow (full-size SAME-S,
-# fresh exports, the benchmark smoke run; each a minute or more).
+# The inner loop: ruff and every test but those marked slow (full-size SAME-S, fresh exports, the
+# benchmark smoke run, Ray clusters, the memory-growth run). The tiny fixture's conversion is kept
+# in build/test-cache for the next run.
 check: lint native
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' --durations=5
 

@@ -186,6 +186,7 @@ def _peak_rss_mb(argv):
     return usage.ru_maxrss / 1024
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_file_length(tmp_path, model):
     """File to file, a 10x longer file must not use more memory (CI-sized: 30 s against 300 s)."""
     rng = np.random.default_rng(0)

@@ -61,6 +61,7 @@ def _npz_members(out: Path) -> dict[str, dict[str, bytes]]:
 SA3 = {"format": "sa3", "sample_size": 8 * 4096, "uncaptioned": "empty"}
 
 
+@pytest.mark.slow
 def test_a_local_ray_instance_writes_what_local_mode_writes_with_the_same_failures_and_resume(tmp_path, model):
     _library(tmp_path / "in", 5)
     common = {"model": model, "workers": 2, "threads": 1, "progress": False}
@@ -103,6 +104,7 @@ def test_a_two_node_cluster_writes_byte_identical_outputs_to_local_mode(tmp_path
     assert _failures(tmp_path / "cluster") == _failures(tmp_path / "local")
 
 
+@pytest.mark.slow
 def test_losing_a_node_mid_job_loses_nothing(tmp_path, model, cluster, monkeypatch):
     c, worker = cluster
     _library(tmp_path / "in", 10)
