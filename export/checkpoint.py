@@ -23,15 +23,14 @@ from pathlib import Path
 
 import torch
 
-from same_edge.errors import Error
-
 from .config import SameConfig, load_config
+from .errors import ExportError
 from .model import SameAutoencoder, pair_major_rows, rope_inv_freq
 
 FULL_CHECKPOINT_PREFIX = "pretransform.model."
 
 
-class CheckpointError(Error, ValueError):
+class CheckpointError(ExportError, ValueError):
     """The checkpoint cannot be read, or does not match the configuration."""
 
 

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from same_edge.errors import Error
+from .errors import ExportError
 
 
-class ConfigError(Error, ValueError):
+class ConfigError(ExportError, ValueError):
     """The configuration file is unreadable or malformed."""
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from same_edge.manifest import (
     MANIFEST_NAME,
     METADATA_KEY,
     PRECISIONS,
+    SIDES,
     SIGNATURE_PREFIX,
     GraphSpec,
     Manifest,
@@ -39,11 +41,14 @@ from same_edge.manifest import (
 )
 from same_edge.metrics import snr_db
 
+from .cache import ConversionCache, conversion_key
 from .checkpoint import load_model
+from .config import ConfigError
 from .delegation import check_delegation
 from .graphs import geometry, graph_modules, signature_inputs
 from .model import SameAutoencoder
 from .music import synth_music
+from .phases import PhaseTimer, litert_phases
 from .quantize import check_ops, inspect_ops, quantize
 
 DEFAULT_WINDOWS = (1, 4, 16)
@@ -56,24 +61,27 @@ def signature_names(side: str, windows: Sequence[int]) -> list[str]:
     return [f"{prefix}_{w}" for w in sorted(windows)] + [f"{prefix}_flush"]
 
 
-def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int]) -> bytes:
-    """fp32 ``.tflite`` flatbuffer of one side, one signature per window plus the flush."""
-    with stderr_silenced():  # its import logs torchao and pytree notices on fd 2
+def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int], timer: PhaseTimer | None = None) -> bytes:
+    """fp32 ``.tflite`` flatbuffer of one side, one signature per window plus the flush; litert-torch's
+    phases (trace, decompositions, lowering, MLIR passes, serialisation) are timed into ``timer``."""
+    timer = timer or PhaseTimer()
+    with timer.phase("import litert-torch", side=side), stderr_silenced():  # it logs torchao notices on fd 2
         import litert_torch
-        from litert_torch import progress as litert_progress
 
-    litert_progress.console.quiet = True  # our own progress bar reports the stages
-    window, flush = graph_modules(model)[side]
-    converter = None
-    for name in signature_names(side, windows):
-        module = flush if name.endswith("flush") else window
-        kwargs = signature_inputs(model, name)
-        converter = (litert_torch if converter is None else converter).signature(name, module, sample_kwargs=kwargs)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), stderr_silenced():
-        warnings.simplefilter("ignore")
-        path = Path(tmp) / "graph.tflite"
-        converter.convert().export(str(path))
-        return path.read_bytes()
+    # What no litert-torch phase covers (its entry and our signature setup) is counted here.
+    with timer.phase("conversion, other", side=side), litert_phases(timer):
+        window, flush = graph_modules(model)[side]
+        converter = None
+        for name in signature_names(side, windows):
+            module = flush if name.endswith("flush") else window
+            kwargs = signature_inputs(model, name)
+            converter = (litert_torch if converter is None else converter).signature(name, module,
+                                                                                     sample_kwargs=kwargs)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), stderr_silenced():
+            warnings.simplefilter("ignore")
+            path = Path(tmp) / "graph.tflite"
+            converter.convert().export(str(path))
+            return path.read_bytes()
 
 
 def embed_metadata(model: bytes, key: str, payload: bytes) -> bytes:
@@ -166,7 +174,7 @@ def measure_fidelity(model: SameAutoencoder, model_dir: Path, audio: np.ndarray,
 def _check_windows(windows: Sequence[int]) -> list[int]:
     out = sorted(set(int(w) for w in windows))
     if not out or out[0] != 1:
-        raise ValueError("window sizes must include 1 (the streaming window and every stream's tail)")
+        raise ConfigError("window sizes must include 1 (the streaming window and every stream's tail)")
     return out
 
 
@@ -180,44 +188,133 @@ def write_model_dir(
     checkpoint_path: Path,
     fidelity_audio: np.ndarray | None = None,
     fidelity_source: str = SYNTHETIC_SOURCE,
+    timer: PhaseTimer | None = None,
 ) -> Manifest:
     """Quantise fp32 graphs to ``precision``, check their ops, embed the manifest, and write
-    ``out_dir`` (graphs, ``manifest.json``, ``fidelity.json``) all at once or not at all."""
+    ``out_dir`` (graphs, ``manifest.json``, ``fidelity.json``) all at once or not at all. A failed
+    check raises ``GraphCheckError`` (``export.errors``). Each phase is timed into ``timer``."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir)
-    manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
+    timer = timer or PhaseTimer()
+    step = f"{precision}: "
+    with timer.phase(step + "manifest"):
+        manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
     embedded = json.dumps(manifest.to_dict(with_files=False)).encode()
     graphs, specs = {}, {}
     for side, data in float_graphs.items():
-        # Embed before quantising: the quantiser keeps metadata, and may store large models'
-        # weights past the flatbuffer, which a re-pack would not carry over.
-        data = quantize(embed_metadata(data, METADATA_KEY, embedded), precision)
-        report = inspect_ops(data)
-        check_ops(report, precision, GRAPH_FILES[side])
+        with timer.phase(step + "quantise", side=side):
+            # Embed before quantising: the quantiser keeps metadata, and may store large models'
+            # weights past the flatbuffer, which a re-pack would not carry over.
+            data = quantize(embed_metadata(data, METADATA_KEY, embedded), precision)
+        with timer.phase(step + "op check", side=side):
+            report = inspect_ops(data)
+            check_ops(report, precision, GRAPH_FILES[side])
         graphs[side] = data
         specs[side] = replace(manifest.graph(side), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), ops=report)
     manifest = replace(manifest, encoder=specs["encoder"], decoder=specs["decoder"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name[:200]}.", dir=out_dir.parent))
     try:
-        for side, data in graphs.items():
-            (staging / GRAPH_FILES[side]).write_bytes(data)
-        # Every op of every signature runs in XNNPACK, or no model directory (export.delegation).
-        manifest = replace(manifest, **{side: replace(manifest.graph(side), delegation=check_delegation(
-            staging / GRAPH_FILES[side])) for side in graphs})
+        with timer.phase(step + "write"):
+            for side, data in graphs.items():
+                (staging / GRAPH_FILES[side]).write_bytes(data)
+        delegation = {}
+        for side in graphs:
+            # Every op of every signature runs in XNNPACK, or no model directory (export.delegation).
+            with timer.phase(step + "delegation check", side=side):
+                delegation[side] = check_delegation(staging / GRAPH_FILES[side])
+        manifest = replace(manifest, **{side: replace(manifest.graph(side), delegation=report)
+                                        for side, report in delegation.items()})
         (staging / MANIFEST_NAME).write_text(manifest.to_json())
-        audio = synth_music() if fidelity_audio is None else fidelity_audio
-        fidelity = measure_fidelity(model, staging, audio, fidelity_source)
+        with timer.phase(step + "fidelity"):
+            audio = synth_music() if fidelity_audio is None else fidelity_audio
+            fidelity = measure_fidelity(model, staging, audio, fidelity_source)
         fidelity["precision"] = precision
-        (staging / FIDELITY_NAME).write_text(json.dumps(fidelity, indent=2) + "\n")
-        out_dir.mkdir(exist_ok=True)
-        # Graphs first, manifest last: a reader never pairs a new manifest with old graphs.
-        for name in (*GRAPH_FILES.values(), FIDELITY_NAME, MANIFEST_NAME):
-            os.replace(staging / name, out_dir / name)
+        with timer.phase(step + "write"):
+            (staging / FIDELITY_NAME).write_text(json.dumps(fidelity, indent=2) + "\n")
+            out_dir.mkdir(exist_ok=True)
+            # Graphs first, manifest last: a reader never pairs a new manifest with old graphs.
+            for name in (*GRAPH_FILES.values(), FIDELITY_NAME, MANIFEST_NAME):
+                os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def model_dirs(out_dir: str | Path, precisions: Sequence[str]) -> dict[str, Path]:
+    """Where each precision goes: ``out_dir`` itself for one, ``out_dir/<precision>`` for several."""
+    out_dir = Path(out_dir)
+    return {p: out_dir if len(precisions) == 1 else out_dir / p for p in precisions}
+
+
+def export_precisions(
+    config_path: str | Path,
+    checkpoint_path: str | Path,
+    out_dir: str | Path,
+    precisions: Sequence[str] = ("fp32",),
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    fidelity_audio: np.ndarray | None = None,
+    fidelity_audio_path: str | Path | None = None,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    timer: PhaseTimer | None = None,
+) -> dict[str, Manifest]:
+    """Convert a SAME checkpoint to fp32 graphs once, then quantise, check and write each precision
+    from them into ``model_dirs(out_dir, precisions)``; returns each precision's manifest.
+
+    Each directory is written whole or not at all; the first that fails a check stops the export
+    (directories already written stay). With ``cache_dir``, the fp32 conversion is looked up in and
+    stored to a ``ConversionCache`` there. Fidelity is measured on ``fidelity_audio`` ([C, T]
+    float32 at the model's rate), else on the file ``fidelity_audio_path``, else on built-in
+    synthetic music. Phases are timed into ``timer`` (and named in the progress bar)."""
+    precisions = list(dict.fromkeys(precisions))
+    if not precisions or set(precisions) - set(PRECISIONS):
+        raise ValueError(f"unknown precision in {precisions!r}; choose from {', '.join(PRECISIONS)}")
+    windows = _check_windows(windows)
+    dirs = model_dirs(out_dir, precisions)
+    timer = timer or PhaseTimer()
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    steps = 3 + len(precisions)  # load, convert encoder, convert decoder, one per precision
+    with tqdm(total=steps, disable=not progress, unit="step",
+              bar_format="{desc}: {n}/{total} steps [{elapsed}]") as bar, timer.reporting_to(bar.set_description):
+        cache = None if cache_dir is None else ConversionCache(cache_dir, say=lambda line: bar.write(
+            f"same-edge: {line}", file=sys.stderr))
+        with timer.phase("load checkpoint"):
+            model = load_model(config_path, checkpoint_path)
+            source = SYNTHETIC_SOURCE
+            if fidelity_audio is None and fidelity_audio_path is not None:
+                fidelity_audio = read_audio(fidelity_audio_path, model.config.sample_rate, model.config.channels,
+                                            downmix=True)[0]
+                source = str(fidelity_audio_path)
+            elif fidelity_audio is not None:
+                source = "audio given by the caller"
+        bar.update(1)
+        graphs = None
+        if cache is not None:
+            with timer.phase("conversion cache lookup"):
+                key = conversion_key(config_path, checkpoint_path, windows)
+                graphs = cache.load(key)
+        if graphs is None:
+            graphs = {}
+            for side in SIDES:
+                graphs[side] = convert_graph(model, side, windows, timer=timer)
+                bar.update(1)
+            if cache is not None:
+                with timer.phase("conversion cache store"):
+                    cache.store(key, graphs)
+        else:
+            if progress:
+                bar.write(f"same-edge: fp32 graphs from the conversion cache ({Path(cache_dir) / key})",
+                          file=sys.stderr)
+            bar.update(2)
+        manifests = {}
+        for precision in precisions:
+            manifests[precision] = write_model_dir(model, graphs, dirs[precision], precision, windows,
+                                                   Path(config_path), Path(checkpoint_path), fidelity_audio, source,
+                                                   timer=timer)
+            bar.update(1)
+    return manifests
 
 
 def export(
@@ -229,35 +326,12 @@ def export(
     fidelity_audio: np.ndarray | None = None,
     fidelity_audio_path: str | Path | None = None,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
+    timer: PhaseTimer | None = None,
 ) -> Manifest:
-    """Export a SAME checkpoint to ``out_dir``; returns its manifest. Writes all files or none.
-
-    Fidelity is measured on ``fidelity_audio`` ([C, T] float32 at the model's rate), else on the
-    file ``fidelity_audio_path``, else on built-in synthetic music."""
+    """Export a SAME checkpoint at one precision to the model directory ``out_dir``; returns its
+    manifest. Writes all files or none (see ``export_precisions``)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    windows = _check_windows(windows)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    steps = ["load checkpoint", "convert encoder", "convert decoder", "quantise, write, measure fidelity"]
-    with tqdm(total=len(steps), disable=not progress, unit="step",
-              bar_format="{desc}: {n}/{total} steps [{elapsed}]") as bar:
-        bar.set_description(steps[0])
-        model = load_model(config_path, checkpoint_path)
-        source = SYNTHETIC_SOURCE
-        if fidelity_audio is None and fidelity_audio_path is not None:
-            fidelity_audio = read_audio(fidelity_audio_path, model.config.sample_rate, model.config.channels,
-                                        downmix=True)[0]
-            source = str(fidelity_audio_path)
-        elif fidelity_audio is not None:
-            source = "audio given by the caller"
-        graphs = {}
-        for i, side in enumerate(("encoder", "decoder"), start=1):
-            bar.update(1)
-            bar.set_description(steps[i])
-            graphs[side] = convert_graph(model, side, windows)
-        bar.update(1)
-        bar.set_description(steps[3])
-        manifest = write_model_dir(model, graphs, out_dir, precision, windows, Path(config_path),
-                                   Path(checkpoint_path), fidelity_audio, source)
-        bar.update(1)
-    return manifest
+    return export_precisions(config_path, checkpoint_path, out_dir, [precision], windows, fidelity_audio,
+                             fidelity_audio_path, progress, cache_dir, timer)[precision]

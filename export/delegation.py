@@ -14,8 +14,10 @@ from typing import Any
 
 from same_edge.profiler import ProfiledGraph
 
+from .errors import GraphCheckError
 
-class DelegationError(RuntimeError):
+
+class DelegationError(GraphCheckError):
     """A signature runs ops outside XNNPACK."""
 
 

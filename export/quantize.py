@@ -15,6 +15,8 @@ from typing import Any
 from same_edge.graph import stderr_silenced
 from same_edge.manifest import PRECISIONS
 
+from .errors import GraphCheckError
+
 # The dtype every FULLY_CONNECTED weight must have, by precision (TensorType names).
 _WEIGHT_TYPE = {"fp32": "FLOAT32", "w16a32": "FLOAT16", "w8a32": "INT8", "w8a8": "INT8", "w4a8": "INT4"}
 
@@ -129,13 +131,13 @@ def _producer(subgraph: Any, tensor: int) -> Any:
 
 
 def check_ops(report: dict[str, Any], precision: str, graph: str) -> None:
-    """Raise if the graph uses custom/Flex ops or a FULLY_CONNECTED weight escaped the precision
+    """Raise ``GraphCheckError`` if the graph uses custom/Flex ops or a FULLY_CONNECTED weight escaped the precision
     (w4a8 may keep block-misaligned layers in int8, never in float)."""
     if report["custom_ops"]:
-        raise RuntimeError(f"{graph}: non-builtin ops {report['custom_ops']}")
+        raise GraphCheckError(f"{graph}: non-builtin ops {report['custom_ops']}")
     expected = _WEIGHT_TYPE[precision]
     allowed = {expected, "INT8"} if precision == "w4a8" else {expected}
     found = report["fully_connected_weights"]
     if set(found) - allowed or found.get(expected, 0) == 0:
-        raise RuntimeError(f"{graph}: {precision} expects every FULLY_CONNECTED weight in {expected}, found "
+        raise GraphCheckError(f"{graph}: {precision} expects every FULLY_CONNECTED weight in {expected}, found "
                            f"{report['fully_connected_weights']}")

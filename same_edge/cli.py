@@ -193,17 +193,38 @@ def cmd_info(args: argparse.Namespace) -> None:
     print(f"tools      {', '.join(f'{k} {v}' for k, v in m.tools.items())}")
 
 
+def _precision_list(text: str) -> list[str]:
+    """``--precision``: one precision, several comma-separated, or ``all``."""
+    names = list(PRECISIONS) if text.strip() == "all" else [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PRECISIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown precision {', '.join(unknown) or repr(text)}; "
+                                         f"choose from {', '.join(PRECISIONS)} (comma-separated) or all")
+    return list(dict.fromkeys(names))
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     try:
-        from same_edge_export.convert import FIDELITY_NAME, export
+        from same_edge_export.cache import default_cache_dir
+        from same_edge_export.convert import FIDELITY_NAME, export_precisions, model_dirs
+        from same_edge_export.phases import PhaseTimer
     except ImportError as e:
         raise ModelDirError(f"{EXPORT_HINT} ({e})") from None
-    m = export(args.config, args.checkpoint, args.out, args.precision, args.windows,
-               fidelity_audio_path=args.fidelity_audio, progress=not args.quiet)
-    fidelity = json.loads((Path(args.out) / FIDELITY_NAME).read_text())
-    print(f"{args.out}: {m.precision}, encoder {m.encoder.bytes / 1e6:.1f} MB, decoder {m.decoder.bytes / 1e6:.1f} MB; "
-          f"SNR vs PyTorch fp32: encoder {fidelity['encoder']['snr_db']:.1f} dB, "
-          f"decoder {fidelity['decoder']['snr_db']:.1f} dB")
+    timer = PhaseTimer()
+    cache_dir = None if args.no_cache else args.cache_dir or default_cache_dir()
+    try:
+        manifests = export_precisions(args.config, args.checkpoint, args.out, args.precision, args.windows,
+                                      fidelity_audio_path=args.fidelity_audio, progress=not args.quiet,
+                                      cache_dir=cache_dir, timer=timer)
+    finally:  # a failed export's table shows where it stopped
+        if args.verbose:
+            print(timer.table(), file=sys.stderr)
+    dirs = model_dirs(args.out, args.precision)
+    for precision, m in manifests.items():
+        fidelity = json.loads((dirs[precision] / FIDELITY_NAME).read_text())
+        print(f"{dirs[precision]}: {m.precision}, encoder {m.encoder.bytes / 1e6:.1f} MB, "
+              f"decoder {m.decoder.bytes / 1e6:.1f} MB; SNR vs PyTorch fp32: encoder "
+              f"{fidelity['encoder']['snr_db']:.1f} dB, decoder {fidelity['decoder']['snr_db']:.1f} dB")
 
 
 def cmd_encode_dataset(args: argparse.Namespace) -> int:
@@ -290,13 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="export a SAME checkpoint to LiteRT graphs (needs the export extra)")
     sp.add_argument("--config", type=Path, required=True, help="official model_config.json")
     sp.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors (official key layout)")
-    sp.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
-    sp.add_argument("--out", type=Path, required=True, help="output directory")
+    sp.add_argument("--precision", type=_precision_list, default="fp32", metavar="P[,P...]|all",
+                    help=f"{', '.join(PRECISIONS)}; several comma-separated, or all: converted once, each "
+                         "quantised from the same fp32 graphs into OUT/<precision> (default fp32)")
+    sp.add_argument("--out", type=Path, required=True,
+                    help="model directory; with several precisions, the parent of one per precision")
     sp.add_argument("--windows", type=_positive("--windows"), nargs="+", default=[1, 4, 16],
                     help="window sizes in attention chunks (must include 1; default 1 4 16)")
     sp.add_argument("--fidelity-audio", type=Path, default=None,
                     help="music file to measure fidelity on (default: built-in synthetic music)")
+    sp.add_argument("--cache-dir", type=Path, default=None,
+                    help="cache of fp32 conversions, reused while config, checkpoint, windows and tools are "
+                         "unchanged (default: $XDG_CACHE_HOME/same-edge/conversions or ~/.cache/same-edge/conversions)")
+    sp.add_argument("--no-cache", action="store_true", help="convert afresh and store nothing")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--verbose", action="store_true",
+                    help="print the time of each phase (per side and window) on stderr at the end")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser(

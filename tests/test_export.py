@@ -91,15 +91,24 @@ def test_graph_signatures_share_one_copy_of_the_weights(export_dir):
 
 
 @pytest.mark.slow
-def test_export_command_writes_a_complete_model_dir(tmp_path):
-    """The CLI end to end (one small export): files, summary line, exit status."""
+def test_export_command_writes_a_complete_model_dir_per_precision_from_one_real_conversion(tmp_path, export_dir):
+    """The CLI end to end (one small conversion, two precisions): files, exit status, and graphs
+    byte-identical to single-precision exports of the session's own conversion."""
+    import hashlib
+
     from same_edge.cli import main
 
     out = tmp_path / "cli-export"
-    rc = main(["export", "--config", str(TINY_CONFIG), "--checkpoint", str(TINY_CHECKPOINT), "--precision", "w8a8",
-               "--windows", *map(str, TEST_WINDOWS), "--out", str(out), "--quiet"])
+    rc = main(["export", "--config", str(TINY_CONFIG), "--checkpoint", str(TINY_CHECKPOINT), "--precision", "fp32,w8a8",
+               "--windows", *map(str, TEST_WINDOWS), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == ["decoder.tflite", "encoder.tflite", "fidelity.json", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["fp32", "w8a8"]
+    for precision in ("fp32", "w8a8"):
+        assert sorted(p.name for p in (out / precision).iterdir()) == [
+            "decoder.tflite", "encoder.tflite", "fidelity.json", "manifest.json"]
+        for graph in ("encoder.tflite", "decoder.tflite"):
+            assert hashlib.sha256((out / precision / graph).read_bytes()).digest() == \
+                hashlib.sha256((export_dir(precision) / graph).read_bytes()).digest()
 
 
 def test_export_of_a_mismatched_checkpoint_fails_cleanly_and_writes_nothing(tmp_path, capsys):
