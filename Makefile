@@ -48,10 +48,12 @@ test: lint native
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 # The inner loop: ruff and every test but those marked slow (full-size SAME-S, fresh exports, the
-# benchmark smoke run, Ray clusters, the memory-growth run). The tiny fixture's conversion is kept
-# in build/test-cache for the next run.
+# benchmark smoke run, Ray clusters, the memory-growth run), a test file per worker in
+# CHECK_WORKERS pytest-xdist workers. The tiny fixture's conversion is kept in build/test-cache for
+# the next run.
+CHECK_WORKERS ?= 2
 check: lint native
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' --durations=5
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' -n $(CHECK_WORKERS) --dist loadfile --durations=5
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check same_edge export recipes tests benchmarks

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from build_lock import exclusive
+
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "same-tiny"
 TINY_CONFIG = TINY / "model_config.json"
@@ -65,14 +67,18 @@ def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
     from same_edge_export.convert import convert_graph
 
     cache = Path(__file__).parent.parent / "build" / "test-cache" / f"tiny-fp32-{_conversion_key()}"
-    if all((cache / f"{side}.tflite").is_file() for side in ("encoder", "decoder")):
-        return {side: (cache / f"{side}.tflite").read_bytes() for side in ("encoder", "decoder")}
-    graphs = {side: convert_graph(tiny_model, side, TEST_WINDOWS) for side in ("encoder", "decoder")}
-    cache.mkdir(parents=True, exist_ok=True)
-    for side, graph in graphs.items():  # written whole, then renamed: a stopped run leaves no half file
-        (cache / f"{side}.tflite.tmp").write_bytes(graph)
-        os.replace(cache / f"{side}.tflite.tmp", cache / f"{side}.tflite")
-    return graphs
+    # Each side under its own lock, the two workers of `make check` starting from opposite sides: on
+    # a cold cache they convert one side each, at once.
+    sides = ["encoder", "decoder"]
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        sides.reverse()
+    for side in sides:
+        path = cache / f"{side}.tflite"
+        with exclusive(path):
+            if not path.is_file():  # written whole, then renamed: a stopped run leaves no half file
+                path.with_suffix(".tmp").write_bytes(convert_graph(tiny_model, side, TEST_WINDOWS))
+                os.replace(path.with_suffix(".tmp"), path)
+    return {side: (cache / f"{side}.tflite").read_bytes() for side in ("encoder", "decoder")}
 
 
 @pytest.fixture(scope="session")

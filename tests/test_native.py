@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from build_lock import exclusive
 from same_edge import Codec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +45,10 @@ def _litert_library() -> Path:
 def _cmake_build(tree: Path, *extra: str) -> None:
     if shutil.which("cmake") is None:
         pytest.fail("cmake is missing: run `make native` (native/install-deps.sh installs it)")
-    subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(tree), f"-DLITERT_LIBRARY={_litert_library()}", *extra],
-                   check=True, capture_output=True, text=True)
-    done = subprocess.run(["cmake", "--build", str(tree), "-j2"], capture_output=True, text=True)
+    with exclusive(tree):
+        subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(tree), f"-DLITERT_LIBRARY={_litert_library()}",
+                        *extra], check=True, capture_output=True, text=True)
+        done = subprocess.run(["cmake", "--build", str(tree), "-j2"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
