@@ -731,6 +731,26 @@ class _Rec(NamedTuple):
         return cls(rec.get("size"), rec.get("mtime_ns"), bytes.fromhex(sha) if sha else None, tuple(cap) if cap else None)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then deliver the first one held to
+    whatever handled it before: a result is written to the index (or failures.jsonl) and counted in
+    the summary together, never one without the other. Only the main thread receives signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 def _read_index(path: Path) -> dict[str, _Rec]:
     """The index's records by output path (the last record of an output wins); a torn last line
     (a run killed while appending) is skipped."""
@@ -839,6 +859,10 @@ class _Run:
             (self.listed if produced else self.unlisted).add(out)
 
     def _fail(self, task: Task, reason: str) -> None:
+        with _signals_held():
+            self._failed(task, reason)
+
+    def _failed(self, task: Task, reason: str) -> None:
         self._list(task.out, False)
         self.failed += 1
         self.failures.write(json.dumps({"file": task.path, "relpath": task.src, "reason": reason,
@@ -848,13 +872,17 @@ class _Run:
             self._advance(task.size)
 
     def _done(self, task: Task, res: dict[str, Any]) -> None:
+        with _signals_held():
+            self._settled(task, res)
+
+    def _settled(self, task: Task, res: dict[str, Any]) -> None:
         self.peak_rss_kb = max(self.peak_rss_kb, int(res.get("rss_kb", 0)))
         status = res["status"]
         if status == "fatal":
             self.fatal = self.fatal or f"{task.out}: {res['reason']}"
             return
         if status == "failed":
-            self._fail(task, res["reason"])
+            self._failed(task, res["reason"])
             return
         if status == "uptodate":  # --verify: same content; refresh size and mtime so plain re-runs skip it too
             self._record({**{k: res.get(k) for k in ("out", "src", "size", "mtime_ns", "sha256")}, "caption": task.caption})

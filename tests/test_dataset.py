@@ -404,6 +404,29 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_next_run_finishes_the_rest(tmp_
     assert not [p for p in (tmp_path / "out").rglob(".*") if p.name not in (MARKER, INDEX, ".same-edge-lock")]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_signal_between_recording_an_output_and_counting_it_is_held_until_both_are_done(tmp_path, model, monkeypatch,
+                                                                                          sig):
+    """The race a loaded machine showed: a signal landing just after an output's index line was
+    written left it out of the summary's count (the re-run then disagreed with the summary)."""
+    import same_edge.dataset as dataset
+
+    _library(tmp_path / "in", n=3)
+    record = dataset._Run._record
+
+    def record_then_signal(self, rec):
+        record(self, rec)
+        signal.raise_signal(sig)  # delivered at once, were it not held
+
+    monkeypatch.setattr(dataset._Run, "_record", record_then_signal)
+    with pytest.raises((KeyboardInterrupt, dataset.Terminated)):
+        encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["encoded"] == len((tmp_path / "out" / INDEX).read_text().splitlines()) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers as they were
+
+
 def test_a_full_disk_stops_the_run_with_exit_2_keeping_what_was_written_resumable(tmp_path, model, capsys, monkeypatch):
     files = _library(tmp_path / "in", n=4)
     # Walk order: a/song1.wav, a/deep/song3.wav, b/song0.flac, b/song2.FLAC; the disk fills on the third.
