@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from dataset import dataset_rows, dataset_table
+from export_speed import export_rows, export_table
 from kernels import kernel_rows, kernel_table
 from memory import load_times, peak_rss, stream_memory
 from op_profile import op_table, profile_rows, profile_summary_table
@@ -41,7 +42,7 @@ from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
 SAMPLE_RATE = load_config(SAME_S_CONFIG).sample_rate  # the demo model shares it
-STAGES = ("kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "dataset")
+STAGES = ("export", "kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "dataset")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -90,6 +91,13 @@ def main() -> None:
     previous = args.out / "results.json"
     report: dict = json.loads(previous.read_text()) if set(args.stages) != set(STAGES) and previous.exists() else {}
     report.update({"machine": machine(), "torch": torch.__version__, "repeats": args.repeats})
+
+    if "export" in args.stages:  # first: the machine is otherwise idle, and the exports below are cached
+        _stage("export time: before and after the weight folding, every precision, the SAME-S test's export")
+        checkpoint = args.work / args.config.parent.name / "seeded.safetensors"
+        if not checkpoint.exists():
+            write_seeded_checkpoint(args.config, checkpoint, seed=0)
+        report["export"] = export_rows(args.config, checkpoint, args.work / "export-speed", quick=args.quick)
 
     _stage(f"export seeded {args.config} at every precision")
     same_s = args.work / args.config.parent.name
@@ -189,6 +197,9 @@ def render(report: dict) -> str:
         parts += [f"\n## Memory: `same-edge stream` on the bundled model ({sm['graphs_mb']:.1f} MB of graphs; "
                   f"target {sm['target_mb']:.0f} MB), 2 threads\n", "| input minutes | peak RSS MB |", "|---|---|"]
         parts += [f"| {r['minutes']:g} | {r['stream_peak_mb']:.0f} |" for r in sm["rows"]]
+    if report.get("export"):
+        parts += ["\n## Export: SAME-S (seeded weights), `same-edge export --no-cache`, a fresh process each\n",
+                  export_table(report["export"])]
     if report.get("native"):
         parts += ["\n## Native library against the Python runtime\n", native_table(report["native"])]
     if report.get("dataset"):

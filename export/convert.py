@@ -46,7 +46,7 @@ from .checkpoint import load_model
 from .config import ConfigError
 from .delegation import check_delegation
 from .graphs import geometry, graph_modules, signature_inputs
-from .model import SameAutoencoder
+from .model import SameAutoencoder, folded_copy
 from .music import synth_music
 from .phases import PhaseTimer, litert_phases
 from .quantize import check_ops, inspect_ops, quantize
@@ -70,7 +70,8 @@ def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int], tim
 
     # What no litert-torch phase covers (its entry and our signature setup) is counted here.
     with timer.phase("conversion, other", side=side), litert_phases(timer):
-        window, flush = graph_modules(model)[side]
+        # Weight-derived tensors computed once here, not folded by the converter in every signature.
+        window, flush = graph_modules(folded_copy(model))[side]
         converter = None
         for name in signature_names(side, windows):
             module = flush if name.endswith("flush") else window

@@ -14,6 +14,7 @@ used by ``export.graphs``) run the very same blocks on the very same chunks.
 from __future__ import annotations
 
 import math
+from copy import deepcopy
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,40 @@ from torch import nn
 from .config import SameConfig, TransformerConfig
 
 ROPE_BASE = 10000.0
+
+
+class Folding(nn.Module):
+    """A module whose forward pass uses tensors derived from its weights (scaled rows, row blocks,
+    rotary tables). ``derived`` computes them from the parameters, on every call while training;
+    ``fold`` computes them once and keeps them as buffers, so that an exported graph holds them as
+    plain constants and the converter folds nothing per signature (same values, bit for bit)."""
+
+    folded: tuple[str, ...] = ()
+
+    def derived(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def constants(self) -> dict[str, torch.Tensor]:
+        """``derived()``, or the buffers ``fold`` kept."""
+        if not self.folded:
+            return self.derived()
+        return {name: getattr(self, f"folded_{name}") for name in self.folded}
+
+    def fold(self) -> None:
+        with torch.no_grad():
+            tensors = self.derived()
+        for name, tensor in tensors.items():
+            self.register_buffer(f"folded_{name}", tensor.clone(), persistent=False)  # not views of parameters
+        self.folded = tuple(tensors)
+
+
+def folded_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for export with every ``Folding`` module folded (the model is unchanged)."""
+    copy = deepcopy(model)
+    for module in copy.modules():
+        if isinstance(module, Folding):
+            module.fold()
+    return copy
 
 
 class DynamicTanh(nn.Module):
@@ -87,7 +122,7 @@ def _pair_major(table: torch.Tensor, heads: int) -> torch.Tensor:
     return torch.cat([quarters] * heads, dim=3).reshape(n, 2, heads * head_dim // 2)
 
 
-class DifferentialAttention(nn.Module):
+class DifferentialAttention(Folding):
     """Differential self-attention over fixed-length chunks: ``SDPA(q, k, v) - SDPA(q2, k2, v)``.
 
     Rotary positions restart at 0 in every chunk, so the rotary tables are constants of the chunk
@@ -119,25 +154,39 @@ class DifferentialAttention(nn.Module):
             self.register_buffer(f"rope_{name}_c", c, persistent=False)
             self.register_buffer(f"rope_{name}_s", s, persistent=False)
 
-    def _rotated(self, x: torch.Tensor, weight: torch.Tensor, norm: DynamicTanh, c: torch.Tensor,
-                 s: torch.Tensor) -> torch.Tensor:
-        """Normed, rotated projections of both maps: [B * N, D] -> [B, N, 2 (map), 2 (pair), D / 2],
-        N = len(c).
+    def _rotary(self, norm: DynamicTanh, c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The norm and rotary constants of one projection pair: ``(mix, shift)``, [n, 1 (map), 2
+        (pair p), 2 (pair p' of t), D / 2] and [n, 1, 2, D / 2], n = len(c).
 
-        ``rope(gamma * tanh(alpha * W x) + beta)`` as ``t * C' + partner(t) * S' + B'`` with
-        ``t = tanh((alpha W) x)``: the norm's parameters live in the weight and the tables.
+        ``rope(gamma * tanh(alpha * W x) + beta)`` is ``t * C' + partner(t) * S' + B'`` with
+        ``t = tanh((alpha W) x)``: the norm's parameters live in the weight and these tables.
+        Pair p of the result is t[p] * C'[p] + t[1 - p] * S'[p]: a 2 x 2 mix of t's pairs, one
+        broadcast multiply and one sum (swapping t's pairs cost two slices, a concatenation and
+        a reshape copy).
         """
-        n, w = c.shape[0], x.shape[-1]
-        b = x.shape[0] // n
         scale_c = _pair_major(norm.gamma * c, self.heads).unbind(1)  # C' of pair 0, of pair 1: [n, D / 2]
         scale_s = _pair_major(partner(norm.gamma) * s, self.heads).unbind(1)
         shift = _pair_major(norm.beta * c + partner(norm.beta) * s, self.heads)[:, None]
-        # Pair p of the result is t[p] * C'[p] + t[1 - p] * S'[p]: a 2 x 2 mix of t's pairs, one
-        # broadcast multiply and one sum (swapping t's pairs cost two slices, a concatenation and
-        # a reshape copy). mix: [n, 1 (map), 2 (pair p), 2 (pair p' of t), D / 2].
         mix = torch.stack([torch.stack([scale_c[0], scale_s[0]], 1), torch.stack([scale_s[1], scale_c[1]], 1)], 1)
-        t = torch.tanh(F.linear(x, weight * norm.alpha)).reshape(b, n, 2, 1, 2, w // 2)
-        return (t * mix[:, None]).sum(dim=4) + shift
+        return mix[:, None], shift
+
+    def derived(self) -> dict[str, torch.Tensor]:
+        """The projections' row blocks (q and k rows scaled by their norm's alpha) and the rotary
+        constants of the queries, of the read-out queries and of the keys."""
+        w, weight = self.width, self.qkv.weight
+        out = {"q_weight": weight[: 2 * w] * self.q_norm.alpha, "k_weight": weight[2 * w : 4 * w] * self.k_norm.alpha,
+               "v_weight": weight[4 * w :]}
+        for name, norm in (("q", self.q_norm), ("q_last", self.q_norm), ("k", self.k_norm)):
+            out[f"{name}_mix"], out[f"{name}_shift"] = self._rotary(norm, getattr(self, f"rope_{name}_c"),
+                                                                    getattr(self, f"rope_{name}_s"))
+        return out
+
+    def _rotated(self, x: torch.Tensor, weight: torch.Tensor, mix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Normed, rotated projections of both maps: [B * N, D] -> [B, N, 2 (map), 2 (pair), D / 2],
+        N = len(mix); ``weight`` the alpha-scaled rows, ``mix`` and ``shift`` from ``_rotary``."""
+        n, w = mix.shape[0], x.shape[-1]
+        t = torch.tanh(F.linear(x, weight)).reshape(x.shape[0] // n, n, 2, 1, 2, w // 2)
+        return (t * mix).sum(dim=4) + shift
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B, N, 2 (map), 2 (pair), D / 2] -> [B * heads * 2, N, head_dim] (a head's dims in the
@@ -152,16 +201,15 @@ class DifferentialAttention(nn.Module):
         [B * N / last_of, D]. Every token is still a key and value."""
         n, w = self.chunk_len, self.width
         b, heads, hd = x.shape[0] // n, self.heads, self.head_dim
-        weight = self.qkv.weight
+        const = self.constants()
         if last_of is not None:
-            xq = x.reshape(-1, last_of, w)[:, last_of - 1]
-            qc, qs = self.rope_q_last_c, self.rope_q_last_s
+            xq, queries = x.reshape(-1, last_of, w)[:, last_of - 1], "q_last"
         else:
-            xq, qc, qs = x, self.rope_q_c, self.rope_q_s
-        nq = qc.shape[0]
-        q = self._heads(self._rotated(xq, weight[: 2 * w], self.q_norm, qc, qs))
-        k = self._heads(self._rotated(x, weight[2 * w : 4 * w], self.k_norm, self.rope_k_c, self.rope_k_s))
-        v = F.linear(x, weight[4 * w :]).reshape(b, n, heads, hd)
+            xq, queries = x, "q"
+        nq = const[f"{queries}_mix"].shape[0]
+        q = self._heads(self._rotated(xq, const["q_weight"], const[f"{queries}_mix"], const[f"{queries}_shift"]))
+        k = self._heads(self._rotated(x, const["k_weight"], const["k_mix"], const["k_shift"]))
+        v = F.linear(x, const["v_weight"]).reshape(b, n, heads, hd)
         # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
         p = torch.softmax(torch.bmm(q, k.transpose(1, 2)).reshape(b * heads, 2, nq, n), dim=-1)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
@@ -169,7 +217,7 @@ class DifferentialAttention(nn.Module):
         return self.out(out.permute(0, 2, 1, 3).reshape(b * nq, w))
 
 
-class GatedFeedForward(nn.Module):
+class GatedFeedForward(Folding):
     """SwiGLU feed-forward (or the official sine-gated variant) with biases. ``up`` holds the value
     rows then the gate rows (the official layout): two row blocks, two projections, no slicing."""
 
@@ -180,9 +228,15 @@ class GatedFeedForward(nn.Module):
         self.sine = sine
         self.hidden = mult * width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def derived(self) -> dict[str, torch.Tensor]:
+        """``up``'s value and gate row blocks, and their biases."""
         h, weight, bias = self.hidden, self.up.weight, self.up.bias
-        a, gate = F.linear(x, weight[:h], bias[:h]), F.linear(x, weight[h:], bias[h:])
+        return {"value_weight": weight[:h], "value_bias": bias[:h], "gate_weight": weight[h:], "gate_bias": bias[h:]}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        const = self.constants()
+        a = F.linear(x, const["value_weight"], const["value_bias"])
+        gate = F.linear(x, const["gate_weight"], const["gate_bias"])
         gate = torch.sin(math.pi * gate) if self.sine else F.silu(gate)
         return self.down(a * gate)
 

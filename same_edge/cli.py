@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import signal
 import sys
 from collections.abc import Iterator
@@ -219,6 +220,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     finally:  # a failed export's table shows where it stopped
         if args.verbose:
             print(timer.table(), file=sys.stderr)
+            print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", file=sys.stderr)
     dirs = model_dirs(args.out, args.precision)
     for precision, m in manifests.items():
         fidelity = json.loads((dirs[precision] / FIDELITY_NAME).read_text())
@@ -326,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-cache", action="store_true", help="convert afresh and store nothing")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--verbose", action="store_true",
-                    help="print the time of each phase (per side and window) on stderr at the end")
+                    help="print the time of each phase (per side and window) and the peak RSS on stderr at the end")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser(

@@ -41,7 +41,11 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     assert all(native[side]["encode_x_realtime"] > 0 for side in ("native", "python"))
     assert [r["minutes"] for r in native["roundtrip_rss"]] == [0.25, 0.5]
     assert {r["layout"] for r in report["dataset"]["rows"]} >= {"1 worker x 1 thread"}
+    exports = {r["fold"]: r for r in report["export"]}
+    assert set(exports) == {True, False} and exports[False]["precision"] == exports[True]["precision"] == "w8a8"
+    assert all(r["seconds"] > r["phases"]["MLIR passes"] > 0 and r["peak_rss_gb"] > 0 for r in report["export"])
     markdown = (out / "results.md").read_text()
+    assert "## Export" in markdown and "faster with the weights folded" in markdown
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
     assert "## Native library" in markdown and "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
     for plot in ("speed", "streaming", "memory", "fidelity"):

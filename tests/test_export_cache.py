@@ -189,6 +189,8 @@ def test_export_command_writes_one_directory_per_precision_and_times_each_phase_
         for phase in ("manifest", "quantise", "op check", "delegation check", "fidelity", "write"):
             assert f"{precision}: {phase}" in rows
     assert "phase                        window  encoder s  decoder s   total s" in err.splitlines()
+    peak = [line.split() for line in err.splitlines() if line.startswith("peak RSS")]
+    assert len(peak) == 1 and peak[0][3] == "GB" and 0.1 < float(peak[0][2]) < 16  # this process's, torch loaded
 
 
 @pytest.mark.parametrize(("given", "error"), [("fp64", "unknown precision fp64"), ("fp32,,w9", "unknown precision w9")])

@@ -1,5 +1,7 @@
 """The PyTorch SAME reproduces the official stable-audio-3 outputs (tiny fixture golden)."""
 
+from copy import deepcopy
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,32 @@ def test_pair_major_rows_are_a_permutation_that_puts_every_rotary_partner_half_a
 
     half = rows.numel() // 2
     assert [official_partner(r) for r in rows[:half].tolist()] == rows[half:].tolist()
+
+
+def test_a_folded_copy_computes_every_output_bit_for_bit_and_leaves_the_model_trainable(tiny_model):
+    """The export converts a copy whose weight-derived tensors are buffers computed once (the
+    converter then folds nothing per signature): the same outputs exactly, the model untouched."""
+    from same_edge_export.graphs import graph_modules, signature_inputs
+    from same_edge_export.model import Folding, folded_copy
+
+    folded = folded_copy(tiny_model)
+    assert all(m.folded for m in folded.modules() if isinstance(m, Folding))
+    assert not any(m.folded for m in tiny_model.modules() if isinstance(m, Folding))
+    torch.manual_seed(0)
+    audio = torch.randn(1, 2, 3 * tiny_model.chunk_samples + 123)
+    with torch.no_grad():
+        latents = tiny_model.encode(audio)
+        assert torch.equal(folded.encode(audio), latents)
+        assert torch.equal(folded.decode(latents), tiny_model.decode(latents))
+        for side in ("encoder", "decoder"):
+            prefix = "encode" if side == "encoder" else "decode"
+            modules = zip(graph_modules(tiny_model)[side], graph_modules(folded)[side], strict=True)
+            for (module, copy), name in zip(modules, (f"{prefix}_2", f"{prefix}_flush"), strict=True):
+                inputs = {k: v if k == "first" else torch.randn(v.shape) for k, v in signature_inputs(tiny_model, name).items()}
+                ours, theirs = module(**inputs), copy(**inputs)
+                assert all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    # The model itself still derives them from its parameters on every call: gradients reach them.
+    block = deepcopy(tiny_model.encoder.transformer.blocks[0]).requires_grad_(True)
+    block(torch.randn(block.attn.chunk_len, block.attn.width)).sum().backward()
+    assert block.attn.qkv.weight.grad.abs().sum() > 0 and block.attn.q_norm.alpha.grad.abs().sum() > 0
+    assert block.ff.up.weight.grad.abs().sum() > 0
