@@ -28,8 +28,8 @@ import sys
 if sys.argv[1] == "unfolded":
     import same_edge_export.convert as convert
     convert.folded_copy = lambda model: model
-from same_edge.cli import run
-sys.exit(run(sys.argv[2:]))
+from same_edge.cli import main
+sys.exit(main(sys.argv[2:]))
 """
 
 ROWS = (  # (name, precision argument, windows, fold); the slow "before" last, to read the rest early
@@ -73,7 +73,8 @@ def export_row(config: Path, checkpoint: Path, precision: str, windows: tuple[in
 
 
 def export_rows(config: Path, checkpoint: Path, work: Path, quick: bool = False) -> list[dict]:
-    """Every row of ``ROWS``; ``quick`` (a smoke run): window 1 only, and not every precision."""
+    """Every row of ``ROWS``; ``quick`` (a smoke run): window 1 only, and not every precision. The
+    rows so far are kept in ``work/export_speed.json`` as each finishes (a long run's partial result)."""
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, precision, windows, fold in ROWS:
@@ -84,6 +85,7 @@ def export_rows(config: Path, checkpoint: Path, work: Path, quick: bool = False)
         print(f"export: {name} ...", flush=True)
         rows.append({"name": name, **export_row(config, checkpoint, precision, windows, fold, work)})
         print(f"  {rows[-1]['seconds']:.0f} s, peak RSS {rows[-1]['peak_rss_gb']:.2f} GB", flush=True)
+        (work / "export_speed.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
 
@@ -115,9 +117,7 @@ def main() -> None:
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint = args.checkpoint or write_seeded_checkpoint(args.config, args.out / "seeded.safetensors", seed=0)
-    rows = export_rows(args.config, checkpoint, args.out)
-    (args.out / "export_speed.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(export_table(rows))
+    print(export_table(export_rows(args.config, checkpoint, args.out)))
 
 
 if __name__ == "__main__":

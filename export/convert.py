@@ -16,6 +16,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -114,55 +115,84 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _signatures(model: SameAutoencoder, side: str, windows: Sequence[int]) -> dict[str, SignatureSpec]:
-    """Each signature's named input and output shapes, from a run of its module."""
-    window, flush = graph_modules(model)[side]
-    table = {}
-    with torch.no_grad():
-        for name in signature_names(side, windows):
-            inputs = signature_inputs(model, name)
-            outputs = (flush if name.endswith("flush") else window)(**inputs)
-            table[name] = SignatureSpec({k: tuple(v.shape) for k, v in inputs.items()},
-                                        {k: tuple(v.shape) for k, v in outputs.items()})
-    return table
+class TorchReference:
+    """What every precision of one export is described by and compared with, computed on first use
+    and then shared by the precisions: each signature's input and output shapes (from a PyTorch run
+    of it), the input files' sha256, and the PyTorch fp32 whole-sequence model's latents
+    ``[latent_dim, L]`` and audio ``[C, L * hop]`` on the fidelity signal ``[C, T]`` float32."""
+
+    def __init__(self, model: SameAutoencoder, windows: Sequence[int], config_path: str | Path,
+                 checkpoint_path: str | Path, fidelity_audio: np.ndarray | None = None,
+                 fidelity_source: str = SYNTHETIC_SOURCE) -> None:
+        self.model, self.windows = model, tuple(sorted(windows))
+        self.config_path, self.checkpoint_path = Path(config_path), Path(checkpoint_path)
+        self.fidelity_audio = synth_music() if fidelity_audio is None else fidelity_audio
+        self.fidelity_source = fidelity_source
+
+    @cached_property
+    def signatures(self) -> dict[str, dict[str, SignatureSpec]]:
+        """Per side, each signature's named input and output shapes."""
+        out: dict[str, dict[str, SignatureSpec]] = {}
+        modules = graph_modules(self.model)
+        with torch.no_grad():
+            for side, (window, flush) in modules.items():
+                out[side] = {}
+                for name in signature_names(side, self.windows):
+                    inputs = signature_inputs(self.model, name)
+                    outputs = (flush if name.endswith("flush") else window)(**inputs)
+                    out[side][name] = SignatureSpec({k: tuple(v.shape) for k, v in inputs.items()},
+                                                    {k: tuple(v.shape) for k, v in outputs.items()})
+        return out
+
+    @cached_property
+    def source(self) -> Source:
+        return Source(self.config_path.name, sha256_file(self.config_path), self.checkpoint_path.name,
+                      sha256_file(self.checkpoint_path))
+
+    @cached_property
+    def fidelity(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reference latents and audio of ``fidelity_audio``, cut to the audio's length."""
+        audio, hop = self.fidelity_audio, self.model.config.hop
+        with torch.no_grad():
+            latents = self.model.encode(torch.from_numpy(audio)[None])[0].numpy()[:, : -(-audio.shape[1] // hop)]
+            decoded = self.model.decode(torch.from_numpy(latents)[None])[0].numpy()[:, : latents.shape[1] * hop]
+        return latents, decoded
 
 
-def build_manifest(model: SameAutoencoder, precision: str, windows: Sequence[int], config_path: Path,
-                   checkpoint_path: Path) -> Manifest:
+def build_manifest(reference: TorchReference, precision: str) -> Manifest:
     """The model's description, before its graph files exist (their sizes and hashes are filled in
     by ``write_model_dir``)."""
+    model = reference.model
     cfg, g = model.config, geometry(model)
     graphs = {
         "encoder": GraphSpec("encoder", GRAPH_FILES["encoder"], 0, "", tuple(g["encoder_state_shape"]),
                              g["encoder_start_skip_frames"], g["encoder_flush_frames"],
-                             _signatures(model, "encoder", windows)),
+                             reference.signatures["encoder"]),
         "decoder": GraphSpec("decoder", GRAPH_FILES["decoder"], 0, "", tuple(g["decoder_state_shape"]),
                              g["decoder_start_skip_samples"], g["decoder_flush_samples"],
-                             _signatures(model, "decoder", windows), tuple(g["decoder_context_shape"])),
+                             reference.signatures["decoder"], tuple(g["decoder_context_shape"])),
     }
     return Manifest(
         ModelSpec(cfg.sample_rate, cfg.channels, cfg.latent_dim, cfg.hop, g["frames_per_chunk"], g["chunk_samples"],
                   cfg.to_dict()),
-        precision, tuple(sorted(windows)), graphs["encoder"], graphs["decoder"],
-        Source(config_path.name, sha256_file(config_path), checkpoint_path.name, sha256_file(checkpoint_path)),
-        _versions(),
+        precision, reference.windows, graphs["encoder"], graphs["decoder"], reference.source, _versions(),
     )
 
 
-def measure_fidelity(model: SameAutoencoder, model_dir: Path, audio: np.ndarray, source: str) -> dict[str, Any]:
-    """SNR (dB) and max abs error of each exported graph against the PyTorch fp32 model, on ``audio``."""
+def measure_fidelity(reference: TorchReference, model_dir: Path) -> dict[str, Any]:
+    """SNR (dB) and max abs error of each exported graph against the PyTorch fp32 model, on the
+    reference's fidelity signal."""
     from same_edge import Codec
 
-    codec = Codec.load(model_dir)
-    with torch.no_grad():
-        ref_latents = model.encode(torch.from_numpy(audio)[None])[0].numpy()[:, : -(-audio.shape[1] // codec.hop)]
-        ref_audio = model.decode(torch.from_numpy(ref_latents)[None])[0].numpy()[:, : ref_latents.shape[1] * codec.hop]
-    latents = codec.encode(audio)
-    decoded = codec.decode(ref_latents)
-    codec.close()
+    ref_latents, ref_audio = reference.fidelity
+    audio = reference.fidelity_audio
+    with Codec.load(model_dir) as codec:
+        latents = codec.encode(audio)
+        decoded = codec.decode(ref_latents)
+        rate = codec.sample_rate
     return {
-        "signal": source,
-        "seconds": audio.shape[1] / codec.sample_rate,
+        "signal": reference.fidelity_source,
+        "seconds": audio.shape[1] / rate,
         "reference": "PyTorch fp32 whole-sequence model",
         "encoder": {"snr_db": snr_db(ref_latents, latents), "max_abs_error": float(np.abs(ref_latents - latents).max()),
                     "max_abs_reference": float(np.abs(ref_latents).max())},
@@ -190,17 +220,21 @@ def write_model_dir(
     fidelity_audio: np.ndarray | None = None,
     fidelity_source: str = SYNTHETIC_SOURCE,
     timer: PhaseTimer | None = None,
+    reference: TorchReference | None = None,
 ) -> Manifest:
     """Quantise fp32 graphs to ``precision``, check their ops, embed the manifest, and write
     ``out_dir`` (graphs, ``manifest.json``, ``fidelity.json``) all at once or not at all. A failed
-    check raises ``GraphCheckError`` (``export.errors``). Each phase is timed into ``timer``."""
+    check raises ``GraphCheckError`` (``export.errors``). Each phase is timed into ``timer``.
+    ``reference``: the PyTorch side shared by several precisions of one export (else made here)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     out_dir = Path(out_dir)
     timer = timer or PhaseTimer()
+    reference = reference or TorchReference(model, windows, config_path, checkpoint_path, fidelity_audio,
+                                            fidelity_source)
     step = f"{precision}: "
     with timer.phase(step + "manifest"):
-        manifest = build_manifest(model, precision, windows, Path(config_path), Path(checkpoint_path))
+        manifest = build_manifest(reference, precision)
     embedded = json.dumps(manifest.to_dict(with_files=False)).encode()
     graphs, specs = {}, {}
     for side, data in float_graphs.items():
@@ -229,8 +263,7 @@ def write_model_dir(
                                         for side, report in delegation.items()})
         (staging / MANIFEST_NAME).write_text(manifest.to_json())
         with timer.phase(step + "fidelity"):
-            audio = synth_music() if fidelity_audio is None else fidelity_audio
-            fidelity = measure_fidelity(model, staging, audio, fidelity_source)
+            fidelity = measure_fidelity(reference, staging)
         fidelity["precision"] = precision
         with timer.phase(step + "write"):
             (staging / FIDELITY_NAME).write_text(json.dumps(fidelity, indent=2) + "\n")
@@ -310,10 +343,11 @@ def export_precisions(
                           file=sys.stderr)
             bar.update(2)
         manifests = {}
+        reference = TorchReference(model, windows, config_path, checkpoint_path, fidelity_audio, source)
         for precision in precisions:
             manifests[precision] = write_model_dir(model, graphs, dirs[precision], precision, windows,
-                                                   Path(config_path), Path(checkpoint_path), fidelity_audio, source,
-                                                   timer=timer)
+                                                   Path(config_path), Path(checkpoint_path), timer=timer,
+                                                   reference=reference)
             bar.update(1)
     return manifests
 

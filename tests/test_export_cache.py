@@ -65,6 +65,34 @@ def test_every_precision_from_one_conversion_is_byte_identical_to_its_single_pre
         assert manifests[precision].precision == precision
 
 
+def test_the_pytorch_side_of_the_precisions_is_computed_once_for_all_of_them(tmp_path, conversions, monkeypatch):
+    """Each signature's shapes and the fidelity reference do not depend on the precision: a second
+    precision runs the PyTorch model no more, and writes the same manifest fields and reference."""
+    from same_edge_export import convert
+    from same_edge_export.model import SameAutoencoder
+
+    runs = {"encode": 0, "window modules": 0}
+    encode, graph_modules = SameAutoencoder.encode, convert.graph_modules
+
+    def counted_encode(self, *args, **kwargs):
+        runs["encode"] += 1
+        return encode(self, *args, **kwargs)
+
+    def counted_graph_modules(model):
+        runs["window modules"] += 1
+        return graph_modules(model)
+
+    monkeypatch.setattr(SameAutoencoder, "encode", counted_encode)
+    monkeypatch.setattr(convert, "graph_modules", counted_graph_modules)
+    manifests = export_tiny(tmp_path, ["fp32", "w8a8"])
+    assert runs == {"encode": 1, "window modules": 1}
+    fp32, w8a8 = (json.loads((tmp_path / p / "fidelity.json").read_text()) for p in ("fp32", "w8a8"))
+    assert fp32["encoder"]["max_abs_reference"] == w8a8["encoder"]["max_abs_reference"]
+    for side in SIDES:
+        assert manifests["fp32"].graph(side).signatures == manifests["w8a8"].graph(side).signatures
+    assert manifests["fp32"].source == manifests["w8a8"].source
+
+
 def test_one_precision_is_written_to_the_directory_named_not_beneath_it(tmp_path, conversions):
     export_tiny(tmp_path / "model", ["w8a8"])
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
