@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from same_edge.dataset import encode_dataset
+from same_edge.dataset import DatasetOptions, encode_dataset
 from same_edge.graph import available_cores
 from same_edge.manifest import read_manifest
 from same_edge.models import DEMO_MODEL_DIR
@@ -67,7 +67,7 @@ def _run(label: str, corpus: Path, out: Path, model: Path, workers: int, threads
     shutil.rmtree(out, ignore_errors=True)
     cpu0, kids0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    s = encode_dataset(corpus, out, model=model, workers=workers, threads=threads, ray=ray, progress=False)
+    s = encode_dataset(corpus, out, DatasetOptions(model=model, workers=workers, threads=threads, ray=ray, progress=False))
     wall = time.perf_counter() - t0
     # This process is the coordinator; local workers are its children, reaped by the end of the call
     # (Ray's actors belong to the raylet and are not counted).
@@ -95,7 +95,8 @@ def _run(label: str, corpus: Path, out: Path, model: Path, workers: int, threads
 def worker_cpu_rate(model: Path, corpus: Path, out: Path, limit: int | None = None) -> dict:
     """One worker's own cost, in this process and in CPU time (what a loaded machine disturbs least):
     x real time per CPU second of ``Encoder.run`` over the corpus's files (the first ``limit``)."""
-    from same_edge.dataset import Encoder, Job, Task
+    from same_edge.dataset.job import Job, Task
+    from same_edge.dataset.worker import Encoder
     from same_edge.manifest import read_manifest
 
     m = read_manifest(model)

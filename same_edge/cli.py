@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .codec import Codec
-from .dataset import FAILURES, FORMATS, UNCAPTIONED, encode_dataset
+from .dataset import FAILURES, FORMATS, UNCAPTIONED, DatasetOptions, encode_dataset
 from .demo import run_demo
 from .errors import Error, ModelDirError, Terminated
 from .files import StreamStats, decode_file, encode_file, roundtrip_file, stream_file
@@ -230,10 +230,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_encode_dataset(args: argparse.Namespace) -> int:
-    s = encode_dataset(args.input, args.output, model=args.model, workers=args.workers, threads=args.threads,
+    s = encode_dataset(args.input, args.output, DatasetOptions(model=args.model, workers=args.workers, threads=args.threads,
                        format=args.format, sample_size=args.sample_size, pad=args.pad, uncaptioned=args.uncaptioned,
                        downmix=args.downmix, verify=args.verify, overwrite=args.overwrite, ray=args.ray,
-                       progress=not args.quiet)
+                       progress=not args.quiet))
     print(f"{s.output}: {s.encoded} encoded, {s.skipped} up to date, {s.failed} failed"
           + (f", {s.uncaptioned} without caption skipped" if s.format == "sa3" else "")
           + f" of {s.files} files; {s.audio_seconds / 3600:.2f} h of audio in {s.wall_seconds:.1f} s "

@@ -18,20 +18,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from dataset_faults import Faults, use_by_default
 from same_edge import Codec
 from same_edge.audio import AudioReader
 from same_edge.dataset import (
-    FAULTS_ENV,
     FILELIST,
     INDEX,
     MARKER,
     RUNNING,
     SA3_DEFAULT_SAMPLE_SIZE,
     SILENCE,
+    DatasetOptions,
     audio_extensions,
     encode_dataset,
     padding_mask,
 )
+from same_edge.errors import Terminated
 from same_edge.latents import load_latents
 
 SR = 44100
@@ -107,7 +109,7 @@ def _reference(codec: Codec, path: Path, samples: int | None = None, pad_to: int
 
 def test_encodes_every_audio_file_into_a_mirrored_tree_of_latent_files_equal_to_codec_encode(tmp_path, model, codec):
     files = _library(tmp_path / "in")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=2, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=2, threads=1, progress=False))
     assert (s.files, s.encoded, s.skipped, s.failed, s.interrupted) == (4, 4, 0, 0, False) and s.ok
     outs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.npz"))
     assert outs == sorted(p.relative_to(tmp_path / "in").as_posix() + ".npz" for p in files)
@@ -130,15 +132,15 @@ def test_encodes_every_audio_file_into_a_mirrored_tree_of_latent_files_equal_to_
 
 def test_a_rerun_skips_what_is_up_to_date_and_redoes_changed_sources_only(tmp_path, model):
     files = _library(tmp_path / "in")
-    encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     before = _tree(tmp_path / "out")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped, s.failed) == (0, 4, 0)
     assert {k: v for k, v in _tree(tmp_path / "out").items() if k.endswith(".npz")} == \
         {k: v for k, v in before.items() if k.endswith(".npz")}
     sf.write(files[0], _music(1.5, seed=9), SR)  # changed content (size and mtime)
     (tmp_path / "out" / (files[2].relative_to(tmp_path / "in").as_posix() + ".npz")).unlink()  # an output lost
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped) == (2, 2)
     changed = load_latents(tmp_path / "out" / (files[0].relative_to(tmp_path / "in").as_posix() + ".npz"))
     assert changed.header.length == int(1.5 * SR)
@@ -146,16 +148,18 @@ def test_a_rerun_skips_what_is_up_to_date_and_redoes_changed_sources_only(tmp_pa
 
 def test_verify_judges_sources_by_content_hash_so_a_touched_file_is_not_reencoded(tmp_path, model):
     files = _library(tmp_path / "in", n=2)
-    encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     os.utime(files[0], ns=(time.time_ns(), time.time_ns() + 10**9))  # same bytes, new mtime (a copied library)
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, verify=True, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=1, threads=1, verify=True, progress=False))
     assert (s.encoded, s.skipped) == (0, 2)
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped) == (0, 2)  # --verify refreshed the record's mtime
     data, sr = sf.read(files[1], dtype="float32")
     sf.write(files[1], -data, sr)  # same size, new content
     os.utime(files[1], ns=(0, os.stat(files[0]).st_mtime_ns))
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, verify=True, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=1, threads=1, verify=True, progress=False))
     assert (s.encoded, s.skipped) == (1, 1)
 
 
@@ -163,12 +167,12 @@ def test_a_source_rewritten_at_the_same_size_with_a_new_mtime_is_reencoded_witho
     (tmp_path / "in").mkdir()
     src = tmp_path / "in" / "song.wav"
     sf.write(src, _music(0.5), SR, subtype="PCM_16")
-    encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     before = os.stat(src)
     sf.write(src, _music(0.5, seed=5), SR, subtype="PCM_16")  # new content, the same size
     os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
     assert os.stat(src).st_size == before.st_size
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped) == (1, 0)
     np.testing.assert_allclose(load_latents(tmp_path / "out" / "song.wav.npz").latents, _reference(codec, src),
                                rtol=1e-4, atol=1e-5)
@@ -178,7 +182,7 @@ def test_a_list_file_of_paths_is_encoded_mirroring_paths_relative_to_it(tmp_path
     files = _library(tmp_path / "lib", n=3)
     listing = tmp_path / "lib" / "list.txt"
     listing.write_text(f"# two files\n{files[0].relative_to(tmp_path / 'lib')}\n\n{files[2]}\n")
-    s = encode_dataset(listing, tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(listing, tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.files, s.encoded) == (2, 2)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.npz")) == \
         sorted(p.relative_to(tmp_path / "lib").as_posix() + ".npz" for p in (files[0], files[2]))
@@ -188,7 +192,7 @@ def test_audio_extensions_come_from_libsndfile_and_match_case_insensitively(tmp_
     assert {"wav", "flac", "ogg", "mp3", "aiff"} <= audio_extensions() and "mat" not in audio_extensions()
     (tmp_path / "in").mkdir()
     sf.write(tmp_path / "in" / "LOUD.WAV", _music(0.3), SR)
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert s.encoded == 1 and (tmp_path / "out" / "LOUD.WAV.npz").is_file()
 
 
@@ -219,13 +223,13 @@ def test_a_file_name_that_is_not_utf8_is_encoded_and_sa3_records_why_its_filelis
     sf.write(tmp_path / "in" / "ok.wav", _music(0.4, seed=1), SR)
     for p in (latin1, tmp_path / "in" / "ok.wav"):
         p.with_suffix(".txt").write_text("a caption")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.failed) == (2, 0)
     z = load_latents(tmp_path / "out" / (latin1.name + ".npz")).latents
     np.testing.assert_allclose(z, codec.encode(AudioReader(latin1, SR, 2).read_all()), rtol=1e-4, atol=1e-5)
     # SA3 reads filelist.txt as text in the locale's encoding (UTF-8): such a name cannot be listed.
-    s = encode_dataset(tmp_path / "in", tmp_path / "sa3", model=model, workers=1, threads=1, format="sa3",
-                       sample_size=8192, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "sa3", DatasetOptions(model=model, workers=1, threads=1, format="sa3",
+                       sample_size=8192, progress=False))
     assert (s.encoded, s.failed) == (1, 1)
     (failure,) = map(json.loads, (tmp_path / "sa3" / "failures.jsonl").read_text().splitlines())
     assert failure["relpath"] == latin1.name and "UTF-8" in failure["reason"]
@@ -255,8 +259,8 @@ def test_the_temporary_file_sweep_removes_only_its_own_temporaries_never_look_al
     for p in left:
         p.write_bytes(b"half written")
     # A worker that dies makes the run sweep the temporary files such deaths leave.
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"crash_on": "song2.FLAC"}))
-    s = encode_dataset(music, out, model=model, workers=1, threads=1, overwrite=True, progress=False)
+    s = encode_dataset(music, out, DatasetOptions(model=model, workers=1, threads=1, overwrite=True, progress=False,
+                                                  encoder=Faults(crash_on="song2.FLAC").encoder()))
     assert (s.encoded, s.failed) == (2, 1) and s.worker_restarts == 2
     assert [p.read_text() for p in look_alikes] == ["the user's own file\n"] * len(look_alikes)
     assert not any(p.exists() for p in left) and not (out / RUNNING).exists()
@@ -316,8 +320,8 @@ def test_corrupt_empty_and_non_audio_files_are_recorded_with_reasons_and_the_run
 
 def test_a_file_that_kills_its_worker_is_recorded_and_the_worker_replaced(tmp_path, model, monkeypatch):
     _library(tmp_path / "in", n=4)
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"crash_on": "song2.FLAC"}))
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=2, threads=1, progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=2, threads=1, progress=False, encoder=Faults(crash_on="song2.FLAC").encoder()))
     assert (s.encoded, s.failed) == (3, 1) and s.worker_restarts == 2
     (failure,) = [json.loads(line) for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert failure["relpath"] == "b/song2.FLAC" and failure["attempts"] == 2
@@ -327,9 +331,10 @@ def test_a_file_that_kills_its_worker_is_recorded_and_the_worker_replaced(tmp_pa
 
 def test_a_worker_killed_mid_job_loses_nothing_its_file_is_redone(tmp_path, model, monkeypatch):
     _library(tmp_path / "in", n=4)
-    encode_dataset(tmp_path / "in", tmp_path / "clean", model=model, workers=2, threads=1, progress=False)
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"crash_once_on": "song1.wav", "once_dir": str(tmp_path)}))
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=2, threads=1, progress=False)
+    encode_dataset(tmp_path / "in", tmp_path / "clean", DatasetOptions(model=model, workers=2, threads=1, progress=False))
+    faults = Faults(crash_once_on="song1.wav", once_dir=str(tmp_path))
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=2, threads=1, progress=False, encoder=faults.encoder()))
     assert (s.encoded, s.failed, s.worker_restarts) == (4, 0, 1)
     assert (tmp_path / "crashed-song1.wav").exists()
     for rel in (p.relative_to(tmp_path / "clean") for p in (tmp_path / "clean").rglob("*.npz")):
@@ -351,13 +356,24 @@ def _wait_gone(pids: list[int], timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+# The command line, its workers slowed down (sys.argv[1]: seconds a file).
+_SLOW_COMMAND = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from dataset_faults import Faults
+import same_edge.dataset.run as coordinator
+coordinator.Encoder = Faults(slow_s=float(sys.argv.pop(1))).encoder()
+from same_edge.cli import run
+run()
+"""
+
+
 def _start_slow_run(tmp_path: Path, model: Path, slow: float) -> subprocess.Popen:
-    env = {**os.environ, FAULTS_ENV: json.dumps({"slow_s": slow})}
     # A job started in the background by a shell inherits SIGINT ignored (and Python keeps it so):
     # give the child the default disposition, as a terminal's foreground job has.
-    return subprocess.Popen([sys.executable, "-m", "same_edge", "encode-dataset", str(tmp_path / "in"), str(tmp_path / "out"),
-                             "--model", str(model), "--workers", "1", "--threads", "1", "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return subprocess.Popen([sys.executable, "-c", _SLOW_COMMAND, str(slow), "encode-dataset", str(tmp_path / "in"),
+                             str(tmp_path / "out"), "--model", str(model), "--workers", "1", "--threads", "1", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
@@ -409,18 +425,18 @@ def test_a_signal_between_recording_an_output_and_counting_it_is_held_until_both
                                                                                           sig):
     """The race a loaded machine showed: a signal landing just after an output's index line was
     written left it out of the summary's count (the re-run then disagreed with the summary)."""
-    import same_edge.dataset as dataset
+    from same_edge.dataset import run
 
     _library(tmp_path / "in", n=3)
-    record = dataset._Run._record
+    record = run.Run._record
 
     def record_then_signal(self, rec):
         record(self, rec)
         signal.raise_signal(sig)  # delivered at once, were it not held
 
-    monkeypatch.setattr(dataset._Run, "_record", record_then_signal)
-    with pytest.raises((KeyboardInterrupt, dataset.Terminated)):
-        encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, progress=False)
+    monkeypatch.setattr(run.Run, "_record", record_then_signal)
+    with pytest.raises((KeyboardInterrupt, Terminated)):
+        encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert summary["encoded"] == len((tmp_path / "out" / INDEX).read_text().splitlines()) == 1
@@ -430,15 +446,15 @@ def test_a_signal_between_recording_an_output_and_counting_it_is_held_until_both
 def test_a_full_disk_stops_the_run_with_exit_2_keeping_what_was_written_resumable(tmp_path, model, capsys, monkeypatch):
     files = _library(tmp_path / "in", n=4)
     # Walk order: a/song1.wav, a/deep/song3.wav, b/song0.flac, b/song2.FLAC; the disk fills on the third.
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"enospc_on": "song0.flac"}))
-    rc, out, err = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--workers", "1", "--quiet")
+    with monkeypatch.context() as patched:
+        use_by_default(patched, Faults(enospc_on="song0.flac"))
+        rc, out, err = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--workers", "1", "--quiet")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err and "re-run" in err
     assert out == ""
     written = sorted(p.name for p in (tmp_path / "out").rglob("*.npz"))
     # The files before it are kept; the one already queued behind it may have been written too.
     assert written in (["song1.wav.npz", "song3.wav.npz"], ["song1.wav.npz", "song2.FLAC.npz", "song3.wav.npz"])
     assert (tmp_path / "out" / "failures.jsonl").read_text() == ""  # not the file's fault
-    monkeypatch.delenv(FAULTS_ENV)
     rc, out, _ = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--workers", "1", "--quiet")
     assert rc == 0 and f"{4 - len(written)} encoded, {len(written)} up to date" in out
     assert len(list((tmp_path / "out").rglob("*.npz"))) == len(files)
@@ -596,7 +612,8 @@ def test_sa3_layout_is_read_by_sa3s_loader_with_every_field_right(tmp_path, mode
     files = _library(tmp_path / "in", n=4)
     for p in files[:3]:
         p.with_suffix(".txt").write_text(f"  caption of {p.stem}\n")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=2, threads=1, format="sa3", progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=2, threads=1, format="sa3", progress=False))
     assert (s.encoded, s.uncaptioned, s.failed) == (3, 1, 0)  # the captionless file is skipped, as SA3 does
     out, dim, hop = tmp_path / "out", codec.latent_dim, codec.hop
     samples = _sa3_samples(out)
@@ -635,8 +652,8 @@ def test_sa3_layout_is_read_by_sa3s_loader_with_every_field_right(tmp_path, mode
 def test_sa3_sample_size_crops_and_pads_to_a_fixed_length_with_the_padding_mask_at_latent_rate(tmp_path, model, codec):
     files = _library(tmp_path / "in", n=4)  # 0.6, 0.95, 1.3, 1.65 s
     size = 6 * codec.hop  # 0.557 s: every file is cropped
-    s = encode_dataset(tmp_path / "in", tmp_path / "crop", model=model, workers=1, threads=1, format="sa3",
-                       sample_size=size, uncaptioned="empty", progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "crop", DatasetOptions(model=model, workers=1, threads=1, format="sa3",
+                       sample_size=size, uncaptioned="empty", progress=False))
     assert (s.encoded, s.uncaptioned) == (4, 0)
     assert np.load(tmp_path / "crop" / SILENCE).shape == (1, codec.latent_dim, 6)
     for p in files:
@@ -649,8 +666,9 @@ def test_sa3_sample_size_crops_and_pads_to_a_fixed_length_with_the_padding_mask_
         total = sf.info(p).frames * SR / sf.info(p).samplerate
         assert info["timestamps"] == pytest.approx([0.0, size / max(total, size)])
     size = 12 * codec.hop  # 1.11 s: the short files are padded with silence
-    encode_dataset(tmp_path / "in", tmp_path / "pad", model=model, workers=1, threads=1, format="sa3", sample_size=size,
-                   pad=True, uncaptioned="empty", progress=False)
+    encode_dataset(tmp_path / "in", tmp_path / "pad", DatasetOptions(
+        model=model, workers=1, threads=1, format="sa3", sample_size=size,
+                   pad=True, uncaptioned="empty", progress=False))
     for p in files:
         rel = p.relative_to(tmp_path / "in").as_posix()
         z = np.load(tmp_path / "pad" / (rel + ".npy"))
@@ -671,11 +689,13 @@ def test_sa3_padding_mask_is_nearest_neighbour_of_the_sample_mask():
 def test_sa3_a_caption_change_reencodes_and_an_added_caption_is_picked_up(tmp_path, model):
     files = _library(tmp_path / "in", n=2)
     files[0].with_suffix(".txt").write_text("first")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, format="sa3", progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=1, threads=1, format="sa3", progress=False))
     assert (s.encoded, s.uncaptioned) == (1, 1)
     files[0].with_suffix(".txt").write_text("second caption")
     files[1].with_suffix(".txt").write_text("now captioned")
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, format="sa3", progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(
+        model=model, workers=1, threads=1, format="sa3", progress=False))
     assert (s.encoded, s.skipped, s.uncaptioned) == (2, 0, 0)
     rel = files[0].relative_to(tmp_path / "in").as_posix()
     assert json.loads((tmp_path / "out" / (rel + ".json")).read_text())["prompt"] == "second caption"
@@ -686,7 +706,7 @@ def test_sa3_refuses_paths_its_loader_would_mispair(tmp_path, model):
     (tmp_path / "in" / "x.npy.d").mkdir(parents=True)
     sf.write(tmp_path / "in" / "x.npy.d" / "a.wav", _music(0.3), SR)
     sf.write(tmp_path / "in" / "b.wav", _music(0.3), SR)
-    s = encode_dataset(tmp_path / "in", tmp_path / "out", model=model, workers=1, threads=1, format="sa3",
-                       sample_size=4096, uncaptioned="empty", progress=False)
+    s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, format="sa3",
+                       sample_size=4096, uncaptioned="empty", progress=False))
     assert (s.encoded, s.failed) == (1, 1)
     assert "'.npy'" in json.loads((tmp_path / "out" / "failures.jsonl").read_text())["reason"]

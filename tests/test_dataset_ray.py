@@ -16,7 +16,9 @@ import ray
 import soundfile as sf
 from ray.cluster_utils import Cluster
 
-from same_edge.dataset import FAULTS_ENV, INDEX, LOCK, MARKER, encode_dataset
+import dataset_faults
+from dataset_faults import Faults
+from same_edge.dataset import INDEX, LOCK, MARKER, DatasetOptions, encode_dataset
 
 SR = 44100
 NODE_ARGS = {"num_cpus": 1, "object_store_memory": 80 << 20, "include_dashboard": False}
@@ -65,23 +67,25 @@ SA3 = {"format": "sa3", "sample_size": 8 * 4096, "uncaptioned": "empty"}
 def test_a_local_ray_instance_writes_what_local_mode_writes_with_the_same_failures_and_resume(tmp_path, model):
     _library(tmp_path / "in", 5)
     common = {"model": model, "workers": 2, "threads": 1, "progress": False}
-    local = encode_dataset(tmp_path / "in", tmp_path / "local", **common, **SA3)
-    on_ray = encode_dataset(tmp_path / "in", tmp_path / "ray", ray="local", **common, **SA3)
+    local = encode_dataset(tmp_path / "in", tmp_path / "local", DatasetOptions(**common, **SA3))
+    on_ray = encode_dataset(tmp_path / "in", tmp_path / "ray", DatasetOptions(ray="local", **common, **SA3))
     assert not ray.is_initialized()  # the private instance is shut down with the job
     assert (on_ray.mode, on_ray.nodes, on_ray.workers) == ("ray", 1, 2)
     assert (local.files, local.encoded, local.failed) == (on_ray.files, on_ray.encoded, on_ray.failed) == (6, 5, 1)
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")  # byte for byte: .npy, .json, silence, filelist
     assert _failures(tmp_path / "ray") == _failures(tmp_path / "local")
-    again = encode_dataset(tmp_path / "in", tmp_path / "ray", ray="local", **common, **SA3)
+    again = encode_dataset(tmp_path / "in", tmp_path / "ray", DatasetOptions(ray="local", **common, **SA3))
     assert (again.encoded, again.skipped, again.failed) == (0, 5, 1)
 
-    encode_dataset(tmp_path / "in", tmp_path / "local-npz", **common)
-    encode_dataset(tmp_path / "in", tmp_path / "ray-npz", ray="local", **common)
+    encode_dataset(tmp_path / "in", tmp_path / "local-npz", DatasetOptions(**common))
+    encode_dataset(tmp_path / "in", tmp_path / "ray-npz", DatasetOptions(ray="local", **common))
     assert _npz_members(tmp_path / "ray-npz") == _npz_members(tmp_path / "local-npz") != {}
 
 
 @pytest.fixture(scope="module")
 def cluster():
+    # Actors on the cluster's nodes do not have the tests' sys.path: the faults travel by value.
+    ray.cloudpickle.register_pickle_by_value(dataset_faults)
     c = Cluster(initialize_head=True, head_node_args=NODE_ARGS)
     worker = c.add_node(**NODE_ARGS)
     c.wait_for_nodes()
@@ -91,30 +95,31 @@ def cluster():
     c.shutdown()
 
 
-def test_a_two_node_cluster_writes_byte_identical_outputs_to_local_mode(tmp_path, model, cluster, monkeypatch):
+def test_a_two_node_cluster_writes_byte_identical_outputs_to_local_mode(tmp_path, model, cluster):
     c, _ = cluster
     _library(tmp_path / "in", 6)
     common = {"model": model, "threads": 1, "progress": False, **SA3}
-    encode_dataset(tmp_path / "in", tmp_path / "local", workers=2, **common)
+    encode_dataset(tmp_path / "in", tmp_path / "local", DatasetOptions(workers=2, **common))
     # No actor starts work before both nodes have one (else the first could finish this small job alone).
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"barrier_nodes": 2, "once_dir": str(tmp_path)}))
-    s = encode_dataset(tmp_path / "in", tmp_path / "cluster", ray=c.address, **common)  # one actor per CPU
+    faults = Faults(barrier_nodes=2, once_dir=str(tmp_path))
+    s = encode_dataset(tmp_path / "in", tmp_path / "cluster",
+                       DatasetOptions(ray=c.address, encoder=faults.encoder(), **common))  # one actor per CPU
     assert (s.mode, s.workers, s.nodes, s.encoded, s.failed) == ("ray", 2, 2, 6, 1)
     assert _outputs(tmp_path / "cluster") == _outputs(tmp_path / "local")
     assert _failures(tmp_path / "cluster") == _failures(tmp_path / "local")
 
 
 @pytest.mark.slow
-def test_losing_a_node_mid_job_loses_nothing(tmp_path, model, cluster, monkeypatch):
+def test_losing_a_node_mid_job_loses_nothing(tmp_path, model, cluster):
     c, worker = cluster
     _library(tmp_path / "in", 10)
     common = {"model": model, "threads": 1, "progress": False, **SA3}
-    encode_dataset(tmp_path / "in", tmp_path / "local", workers=2, **common)
+    encode_dataset(tmp_path / "in", tmp_path / "local", DatasetOptions(workers=2, **common))
     # Both nodes at work, slowly enough to pull the plug mid-job.
-    monkeypatch.setenv(FAULTS_ENV, json.dumps({"slow_s": 0.5, "barrier_nodes": 2, "once_dir": str(tmp_path)}))
+    faults = Faults(slow_s=0.5, barrier_nodes=2, once_dir=str(tmp_path))
+    options = DatasetOptions(ray=c.address, workers=2, encoder=faults.encoder(), **common)
     result: dict = {}
-    job = threading.Thread(target=lambda: result.update(s=encode_dataset(tmp_path / "in", tmp_path / "cluster",
-                                                                         ray=c.address, workers=2, **common)))
+    job = threading.Thread(target=lambda: result.update(s=encode_dataset(tmp_path / "in", tmp_path / "cluster", options)))
     job.start()
     index = tmp_path / "cluster" / INDEX
     end = time.monotonic() + 180

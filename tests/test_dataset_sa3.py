@@ -22,7 +22,7 @@ import soundfile as sf
 
 from same_edge import Codec
 from same_edge.audio import AudioReader
-from same_edge.dataset import FILELIST, SA3_DEFAULT_SAMPLE_SIZE, SILENCE, encode_dataset
+from same_edge.dataset import FILELIST, SA3_DEFAULT_SAMPLE_SIZE, SILENCE, DatasetOptions, encode_dataset
 
 SR = 44100
 REPO = Path(__file__).resolve().parent.parent
@@ -84,8 +84,8 @@ def outputs(library, model, tmp_path_factory) -> dict[str, Path]:
     outs = {}
     for name, (size, pad) in RUNS.items():
         out = tmp_path_factory.mktemp("sa3-out")
-        encode_dataset(library, out, model=model, workers=1, threads=1, format="sa3", sample_size=size, pad=pad,
-                       progress=False)
+        encode_dataset(library, out, DatasetOptions(model=model, workers=1, threads=1, format="sa3", sample_size=size, pad=pad,
+                       progress=False))
         outs[name] = out
     return outs
 
@@ -208,8 +208,8 @@ def test_sa3_clips_without_a_caption_or_with_a_blank_one_are_not_encoded_nor_lis
 
 
 def _sa3_run(src: Path, out: Path, model: Path, **kw):
-    return encode_dataset(src, out, model=model, workers=1, threads=1, format="sa3", sample_size=8192,
-                          progress=False, **kw)
+    return encode_dataset(src, out, DatasetOptions(model=model, workers=1, threads=1, format="sa3", sample_size=8192,
+                          progress=False, **kw))
 
 
 def test_sa3_filelist_lists_exactly_what_this_runs_inputs_produce(tmp_path, model):

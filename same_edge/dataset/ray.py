@@ -2,7 +2,7 @@
 
 Each actor holds one ``Encoder`` (one ``Codec``, ``threads`` LiteRT threads, reserving as many
 CPUs) and writes its outputs straight into OUT, so IN, OUT and the model directory must be at the
-same paths on every node (a shared file system). The coordinator in ``dataset.py`` hands out one
+same paths on every node (a shared file system). The coordinator (``run.py``) hands out one
 file per actor at a time and keeps every record, exactly as in local mode; an actor that dies
 (its process killed, its node lost) is replaced and its file handed out again.
 
@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+from collections.abc import Callable
 from typing import Any
 
-from .dataset import FAULTS_ENV, DatasetError, Encoder, Job, Task
+from .job import DatasetError, Job, Task
+from .worker import Encoder
 
 LOCAL_OBJECT_STORE_BYTES = 200 << 20  # results are small dicts: a private instance needs little
 
@@ -32,8 +33,8 @@ def _import_ray() -> Any:
 class EncoderActor:
     """A Ray actor's state: one ``Encoder``; ``run(task)`` returns its result record."""
 
-    def __init__(self, job: Job, threads: int) -> None:
-        self.encoder = Encoder(job, threads)
+    def __init__(self, job: Job, threads: int, make_encoder: Callable[[Job, int], Encoder]) -> None:
+        self.encoder = make_encoder(job, threads)
 
     def ready(self) -> str:
         """The id of the node the actor runs on, once its model is loaded."""
@@ -55,7 +56,8 @@ class RayPool:
 
     mode = "ray"
 
-    def __init__(self, address: str, job: Job, workers: int | None, threads: int | None) -> None:
+    def __init__(self, address: str, job: Job, workers: int | None, threads: int | None,
+                 make_encoder: Callable[[Job, int], Encoder]) -> None:
         ray = self._ray = _import_ray()
         self._owns = False
         if not ray.is_initialized():
@@ -73,16 +75,14 @@ class RayPool:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
         self.size = workers
         options: dict[str, Any] = {"num_cpus": self.threads, "max_restarts": 0, "max_task_retries": 0}
-        if os.environ.get(FAULTS_ENV):  # tests' fault injection reaches actors on nodes started before it was set
-            options["runtime_env"] = {"env_vars": {FAULTS_ENV: os.environ[FAULTS_ENV]}}
         self._cls = ray.remote(**options)(EncoderActor)
         self._nodes: set[str] = set()
-        self._job = job
+        self._job, self._make_encoder = job, make_encoder
         self._actors: list[Any] = [None] * workers
         self._refs: dict[Any, tuple[int, str]] = {}  # pending ObjectRef -> (slot, "ready" | "result")
 
     def start(self, slot: int) -> None:
-        actor = self._cls.remote(self._job, self.threads)
+        actor = self._cls.remote(self._job, self.threads, self._make_encoder)
         self._actors[slot] = actor
         self._refs[actor.ready.remote()] = (slot, "ready")
 
