@@ -56,7 +56,7 @@ check: lint native
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' -n $(CHECK_WORKERS) --dist loadfile --durations=5
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check same_edge export recipes tests benchmarks
+	$(BIN)/ruff check same_edge same_edge_export same_edge_recipes tests benchmarks
 
 # libsame_edge, its header, same-edge-native and the native tests into build/native, against the
 # venv's libLiteRt.so; a second build of all of them with -fsanitize=address,undefined into

@@ -11,7 +11,7 @@ the highest share graph shaping could reach (``fc_floor_bound``: FC time over FC
 no shaping removes) and every op that XNNPACK did not take. ``--against`` compares two exports of the same model
 (before and after a graph change): both are profiled in turn, round after round, so that the
 machine's drift hits both alike, and the medians are printed side by side. Uses LiteRT's own profiler through ctypes
-(``same_edge.profiler``): no torch. (Not ``profile.py``: a script there would shadow the standard
+(``same_edge_export.profiler``): no torch. (Not ``profile.py``: a script there would shadow the standard
 library's ``profile``, which ``cProfile`` and so torch import.)
 """
 
@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from same_edge.profiler import Profile, ProfiledGraph, ProfilerError
+from same_edge_export.profiler import Profile, ProfiledGraph, ProfilerError
 
 PROFILED_SIGNATURES = ("encode_1", "encode_16", "decode_1", "decode_16")
 

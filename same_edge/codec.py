@@ -22,6 +22,10 @@ own calls. One stream must not be pushed from two threads at once (that raises `
 
 Buffers: a stream copies what it needs from the arrays pushed into it before ``push`` returns,
 so the caller may refill and push the same buffer again.
+
+This is the reference streaming engine. libsame_edge (native/src/same_edge.c) is a second
+implementation of the same host loop in C; tests/test_native.py holds the two bit-identical (facts,
+offline, odd lengths, random push sizes, at 1 and 2 threads, plain and under ASan/UBSan).
 """
 
 from __future__ import annotations
@@ -207,12 +211,14 @@ class StreamEncoder(_Stream):
     """Push audio blocks of any size, get latent frames as soon as they are final.
 
     ``push([C, n] float32) -> [latent_dim, k]``; ``flush() -> [latent_dim, rest]``. The
-    concatenation equals ``Codec.encode`` of the concatenated audio, bit for bit.
+    concatenation equals ``Codec.encode`` of the concatenated audio, bit for bit. Windows up to
+    ``largest_window`` chunks: 1 by default (the lowest latency), None for any (throughput); the
+    same as ``Codec.stream_encoder``.
     """
 
     _nonfinite_message = "the encoder produced NaN or Inf latents (is the input audio within a sane range?)"
 
-    def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
+    def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
         m = codec.manifest
         super().__init__(codec, "encoder", largest_window, m.channels, m.latent_dim, "audio", m.model.chunk_samples)
 
@@ -243,11 +249,12 @@ class StreamDecoder(_Stream):
 
     ``push([latent_dim, k] float32) -> [C, n]``; ``flush() -> [C, rest]``. The concatenation
     equals ``Codec.decode`` of the concatenated latents (``L * hop`` samples), bit for bit.
+    Windows up to ``largest_window`` chunks, as ``StreamEncoder``.
     """
 
     _nonfinite_message = "the decoder produced NaN or Inf audio (are the latents from this model's encoder?)"
 
-    def __init__(self, codec: Codec, largest_window: int | None = None) -> None:
+    def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
         m = codec.manifest
         super().__init__(codec, "decoder", largest_window, m.latent_dim, m.channels, "latents", m.model.frames_per_chunk)
         self._context = np.zeros(self._spec.context_shape, np.float32)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,49 +31,43 @@ DECODE_BLOCK_FRAMES = 64  # latent frames read and decoded per step of decode_fi
 Progress = Callable[[float], None]  # called with the seconds of audio just processed
 
 
-@dataclass(frozen=True)
-class EncodeStats:
+@dataclass(frozen=True, kw_only=True)
+class AudioStats:
+    """What every file and stream call reports: the audio it went through."""
+
+    samples: int  # audio samples, at the model's rate
+    sample_rate: int  # the model's rate, Hz
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.samples / self.sample_rate
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeStats(AudioStats):
     output: Path
     frames: int  # latent frames written
-    samples: int  # audio samples encoded, at the model's rate
-    sample_rate: int  # the model's rate, Hz
     source_rate: int  # the input file's rate, Hz
     seconds: float  # wall time
 
-    @property
-    def audio_seconds(self) -> float:
-        return self.samples / self.sample_rate
 
-
-@dataclass(frozen=True)
-class DecodeStats:
+@dataclass(frozen=True, kw_only=True)
+class DecodeStats(AudioStats):
     output: Path
-    samples: int  # audio samples decoded, at the model's rate
-    sample_rate: int
     output_rate: int  # the written file's rate, Hz
     beyond_full_scale: int  # output samples beyond +-1 (kept in float WAV, clipped in FLAC)
-    seconds: float
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.samples / self.sample_rate
+    seconds: float  # wall time
 
 
-@dataclass(frozen=True)
-class StreamStats:
+@dataclass(frozen=True, kw_only=True)
+class StreamStats(AudioStats):
     """What a stream did: ``compute`` is the seconds each pushed block took (encode + decode)."""
 
-    samples: int  # at the model's rate
-    sample_rate: int
     block: int | None  # samples per pushed block (None: the file's own blocks)
     compute: tuple[float, ...]
     latency_samples: int  # algorithmic latency of encoder + decoder
     beyond_full_scale: int = 0
     quality: Quality | None = None
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.samples / self.sample_rate
 
     @property
     def realtime_factor(self) -> float:
@@ -82,19 +76,13 @@ class StreamStats:
         return self.audio_seconds / total if total > 0 else float("inf")
 
 
-@dataclass(frozen=True)
-class RoundtripStats:
+@dataclass(frozen=True, kw_only=True)
+class RoundtripStats(AudioStats):
     output: Path
-    samples: int
-    sample_rate: int
     output_rate: int
     beyond_full_scale: int
     quality: Quality
     seconds: float  # wall time, encode + decode + file I/O
-
-    @property
-    def audio_seconds(self) -> float:
-        return self.samples / self.sample_rate
 
     @property
     def realtime_factor(self) -> float:
@@ -157,7 +145,8 @@ def stream_through(codec: Codec, pieces: Iterable[np.ndarray], writer: AudioWrit
         compute.append(time.perf_counter() - t0)
         emit(y)
     emit(np.concatenate([dec.push(enc.flush()), dec.flush()], axis=1))
-    return StreamStats(total, codec.sample_rate, block, tuple(compute), enc.latency_samples + dec.latency_samples,
+    return StreamStats(samples=total, sample_rate=codec.sample_rate, block=block, compute=tuple(compute),
+                       latency_samples=enc.latency_samples + dec.latency_samples,
                        quality=None if meter is None else meter.result())
 
 
@@ -174,8 +163,8 @@ def encode_file(codec: Codec, audio_path: str | Path, latent_path: str | Path, *
             latents.write(enc.push(block))
         latents.write(enc.flush())
         latents.header = LatentHeader(codec.sample_rate, samples, codec.manifest.model_id, reader.input_rate)
-    return EncodeStats(Path(latent_path), latents.frames, samples, codec.sample_rate, reader.input_rate,
-                       time.perf_counter() - t0)
+    return EncodeStats(output=Path(latent_path), frames=latents.frames, samples=samples, sample_rate=codec.sample_rate,
+                       source_rate=reader.input_rate, seconds=time.perf_counter() - t0)
 
 
 def check_latents_fit(codec: Codec, latents: LatentReader) -> None:
@@ -210,7 +199,8 @@ def decode_file(codec: Codec, latent_path: str | Path, audio_path: str | Path, *
                 writer.write(y)
                 if progress is not None:
                     progress(y.shape[1] / codec.sample_rate)
-    return DecodeStats(Path(audio_path), h.length, codec.sample_rate, out_rate, writer.over, time.perf_counter() - t0)
+    return DecodeStats(output=Path(audio_path), samples=h.length, sample_rate=codec.sample_rate, output_rate=out_rate,
+                       beyond_full_scale=writer.over, seconds=time.perf_counter() - t0)
 
 
 def _then_none(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
@@ -228,8 +218,9 @@ def roundtrip_file(codec: Codec, audio_path: str | Path, output_path: str | Path
     with AudioWriter(output_path, codec.sample_rate, codec.channels, out_rate) as writer:
         stats = stream_through(codec, _counted(reader.blocks(), progress, codec.sample_rate), writer, meter,
                                largest_window=None)
-    return RoundtripStats(Path(output_path), stats.samples, codec.sample_rate, out_rate, writer.over,
-                          meter.result(), time.perf_counter() - t0)
+    return RoundtripStats(output=Path(output_path), samples=stats.samples, sample_rate=codec.sample_rate,
+                          output_rate=out_rate, beyond_full_scale=writer.over, quality=meter.result(),
+                          seconds=time.perf_counter() - t0)
 
 
 def stream_file(codec: Codec, audio_path: str | Path, output_path: str | Path, *, block: int | None = None,
@@ -242,5 +233,4 @@ def stream_file(codec: Codec, audio_path: str | Path, output_path: str | Path, *
     reader = AudioReader(audio_path, codec.sample_rate, codec.channels, downmix)
     with AudioWriter(output_path, codec.sample_rate, codec.channels) as writer:
         stats = stream_through(codec, rechunk(reader.blocks(), block), writer, meter, block=block)
-    return StreamStats(stats.samples, stats.sample_rate, block, stats.compute, stats.latency_samples, writer.over,
-                       stats.quality)
+    return replace(stats, beyond_full_scale=writer.over)

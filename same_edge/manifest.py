@@ -7,9 +7,7 @@ description (without the graphs' own sizes and hashes) is embedded in each graph
 metadata under ``METADATA_KEY``, so a lone ``.tflite`` still says what it is; ``check_graph``
 refuses a manifest.json that differs from it.
 
-Manifests are strict JSON, read alike here and by libsame_edge (native/src/json.c): UTF-8, no
-NaN or Infinity, numbers within a double's range, no duplicate member names, no NUL or lone
-surrogate in a string, values at most ``MAX_JSON_DEPTH`` below the root.
+Manifests are strict JSON (``strict_json``), read alike here and by libsame_edge.
 """
 
 from __future__ import annotations
@@ -18,13 +16,13 @@ import json
 import math
 import mmap
 import re
-import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import ModelDirError
+from .strict_json import check_values, loads_json, short
 
 FORMAT = "same-edge-model"
 FORMAT_VERSION = 2
@@ -36,7 +34,6 @@ SIGNATURE_PREFIX = {"encoder": "encode", "decoder": "decode"}
 MAX_MANIFEST_BYTES = 1 << 20  # a real manifest is a few kB; more is not one
 MAX_DIM = 1 << 24  # no shape, rate or length of a SAME model comes near this
 MAX_ELEMENTS = 1 << 26  # elements of one tensor: libsame_edge's bound too
-MAX_JSON_DEPTH = 64  # deepest value below the root: libsame_edge's JSON reader's bound too
 # A graph's manifest entries written once its file exists: not in the manifest the graph embeds.
 FILE_FIELDS = ("bytes", "sha256", "ops", "delegation")
 
@@ -50,67 +47,6 @@ PRECISIONS = {
 }
 
 T = TypeVar("T")
-
-
-def _short(value: Any) -> str:
-    """A refused value for a one-line error: its repr, bounded in length and nesting (a manifest may nest
-    values deeper than repr can recurse, or hold megabytes in one string)."""
-    return reprlib.repr(value)
-
-
-# -- strict JSON ------------------------------------------------------------------------------------
-
-_NOT_IN_STRINGS = re.compile("[\x00\ud800-\udfff]")  # NUL ends a C string; UTF-8 holds no lone surrogate
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:  # which of two values a reader takes is its own choice: refuse both
-            raise ValueError(f"duplicate member name {_short(key)}")
-        seen.add(key)
-    return dict(pairs)
-
-
-def _check_values(value: Any, path: str = "", depth: int = 0) -> None:
-    """Refuse what ``json`` decodes but strict JSON excludes (see the module docstring); also what no
-    JSON document holds (a Python caller's own objects)."""
-    where = json.dumps(path)[1:-1][:80] if path else "the root"  # one short line, whatever the member names
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"values nest more than {MAX_JSON_DEPTH} deep at {where}")
-    if isinstance(value, str):
-        if _NOT_IN_STRINGS.search(value):
-            raise ValueError(f"a NUL or a lone surrogate in a string at {where}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or _NOT_IN_STRINGS.search(key):
-                raise ValueError(f"a member name that is not a string, or holds a NUL or a lone surrogate, in {where}")
-            _check_values(item, f"{path}.{key}" if path else key, depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_values(item, f"{path}[{i}]", depth + 1)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            finite = math.isfinite(value)
-        except OverflowError:  # an int past a double's range
-            finite = False
-        if not finite:
-            raise ValueError(f"NaN, an infinity or a number past a double's range at {where}")
-    elif value is not None and not isinstance(value, bool):
-        raise ValueError(f"a {type(value).__name__} at {where}, which JSON cannot hold")
-
-
-def loads_json(text: str | bytes) -> Any:
-    """Decode strict JSON (UTF-8 if bytes); raises ValueError, or RecursionError for absurd nesting."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_object)
-    _check_values(value)
-    return value
 
 
 class _Fields:
@@ -137,13 +73,13 @@ class _Fields:
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(key, f"must be an integer, got {type(v).__name__}")
         if not low <= v <= high:
-            raise self.fail(key, f"must lie in [{low}, {high}], got {_short(v)}")
+            raise self.fail(key, f"must lie in [{low}, {high}], got {short(v)}")
         return v
 
     def str(self, key: str, pattern: str = r".+") -> str:
         v = self.get(key)
         if not isinstance(v, str) or not re.fullmatch(pattern, v):
-            raise self.fail(key, f"must be a string matching {pattern!r}, got {_short(v)}")
+            raise self.fail(key, f"must be a string matching {pattern!r}, got {short(v)}")
         return v
 
     def shape(self, key: str, ndim: int | None = None) -> tuple[int, ...]:
@@ -151,9 +87,9 @@ class _Fields:
         if (not isinstance(v, list) or not v or (ndim is not None and len(v) != ndim)
                 or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DIM for d in v)):
             want = f"{ndim} positive integers" if ndim else "a list of positive integers"
-            raise self.fail(key, f"must be {want}, got {_short(v)}")
+            raise self.fail(key, f"must be {want}, got {short(v)}")
         if math.prod(v) > MAX_ELEMENTS:
-            raise self.fail(key, f"is implausibly large ({_short(v)})")
+            raise self.fail(key, f"is implausibly large ({short(v)})")
         return tuple(v)
 
     def obj(self, key: str) -> _Fields:
@@ -322,7 +258,7 @@ class Manifest:
     def parse(cls, raw: Any, with_files: bool = True) -> Manifest:
         """Validate a decoded ``manifest.json``; raises ``ModelDirError`` naming the first bad field."""
         try:
-            _check_values(raw)
+            check_values(raw)
         except ValueError as e:
             raise ModelDirError(f"manifest is not valid JSON ({e})") from None
         root = _Fields(raw, "")
@@ -330,7 +266,7 @@ class Manifest:
             raise root.fail("format", f"must be {FORMAT!r}: not a same-edge model manifest")
         version = root.get("format_version")
         if type(version) is not int or version != FORMAT_VERSION:  # 2.0 and true are not 2
-            raise root.fail("format_version", f"is {_short(version)}; this same-edge reads version {FORMAT_VERSION} "
+            raise root.fail("format_version", f"is {short(version)}; this same-edge reads version {FORMAT_VERSION} "
                             "(re-export the model with this version's `same-edge export`)")
         mf = root.obj("model")
         config = mf.get("config")
@@ -349,7 +285,7 @@ class Manifest:
         if (not isinstance(windows, list) or not windows
                 or any(isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 4096 for w in windows)
                 or windows != sorted(set(windows)) or windows[0] != 1):
-            raise root.fail("windows", f"must be unique ascending chunk counts in [1, 4096] starting at 1, got {_short(windows)}")
+            raise root.fail("windows", f"must be unique ascending chunk counts in [1, 4096] starting at 1, got {short(windows)}")
         sf = root.obj("source")
         source = Source(sf.str("config_file"), sf.str("config_sha256", r"[0-9a-f]{64}"), sf.str("checkpoint_file"),
                         sf.str("checkpoint_sha256", r"[0-9a-f]{64}"))

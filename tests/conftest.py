@@ -55,7 +55,7 @@ def _conversion_key() -> str:
     root = Path(__file__).parent.parent
     h = hashlib.sha256(repr((TEST_WINDOWS, [metadata.version(p) for p in ("torch", "litert-torch", "ai-edge-litert")]))
                        .encode())
-    for path in sorted([*root.glob("export/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
+    for path in sorted([*root.glob("same_edge_export/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()[:16]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from same_edge.profiler import ProfiledGraph, parse_summary
+from same_edge_export.profiler import ProfiledGraph, parse_summary
 
 # Rows of a LiteRT profile summary's Run Order table (node type, start, first, avg ms, %, cdf%,
 # mem KB, times called, name): two XNNPACK partitions around one op left to the default kernels.
@@ -27,7 +27,7 @@ def test_profile_summary_rows_become_nodes_with_partitions_and_undelegated_ops()
                                                     ("Multiply (ND)", True), ("BROADCAST_TO", False),
                                                     ("Copy (NC, X32)", True)]
     assert nodes[2].ms == pytest.approx(1.597)
-    from same_edge.profiler import Profile
+    from same_edge_export.profiler import Profile
 
     profile = Profile("s", runs=5, wall_ms=2.0, nodes=nodes)
     assert profile.partitions == 2 and profile.undelegated == ["BROADCAST_TO"]

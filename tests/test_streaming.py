@@ -99,6 +99,14 @@ def test_stream_latencies_are_what_the_streams_hold_back_measured_push_by_push(c
     assert worst == codec.decoder_latency_samples == hop + 17 * 256  # a frame, then the window's lag
 
 
+def test_a_stream_made_by_its_class_or_by_the_codec_has_one_default_window_the_live_one(codec):
+    from same_edge import StreamDecoder, StreamEncoder
+
+    for made, by_codec in ((StreamEncoder(codec), codec.stream_encoder()), (StreamDecoder(codec), codec.stream_decoder())):
+        assert made._windows == by_codec._windows == [1]
+    assert StreamEncoder(codec, largest_window=None)._windows == list(codec.manifest.windows)
+
+
 def test_empty_streams_flush_to_nothing(codec):
     assert codec.stream_encoder().flush().shape == (8, 0)
     assert codec.stream_decoder().flush().shape == (2, 0)

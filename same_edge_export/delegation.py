@@ -4,7 +4,7 @@ An op that XNNPACK's delegate does not take (``BROADCAST_TO`` and ``GATHER_ND`` 
 LiteRT's default kernels, which are far slower, and splits the graph into several delegate
 partitions with copies between them. The check compiles the graph as the runtime does (LiteRT
 ``CompiledModel``, CPU accelerator), runs each signature once with LiteRT's profiler on, and reads
-which nodes ran where (``same_edge.profiler``).
+which nodes ran where (``same_edge_export.profiler``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from same_edge.profiler import ProfiledGraph
-
 from .errors import GraphCheckError
+from .profiler import ProfiledGraph
 
 
 class DelegationError(GraphCheckError):

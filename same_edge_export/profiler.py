@@ -25,7 +25,7 @@ from pathlib import Path
 import ai_edge_litert
 import numpy as np
 
-from .graph import IN_MEMORY_WEIGHT_CACHE, stderr_silenced
+from same_edge.graph import IN_MEMORY_WEIGHT_CACHE, stderr_silenced
 
 _P = ctypes.c_void_p
 _SIZE = ctypes.c_size_t
