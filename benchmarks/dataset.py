@@ -33,7 +33,7 @@ from same_edge.graph import available_cores
 from same_edge.manifest import read_manifest
 from same_edge.models import DEMO_MODEL_DIR
 
-SAMPLE_RATE = read_manifest(DEMO_MODEL_DIR).sample_rate
+SAMPLE_RATE = read_manifest(DEMO_MODEL_DIR).model.sample_rate
 
 
 def _music(seconds: float, seed: int) -> np.ndarray:

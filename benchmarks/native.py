@@ -150,7 +150,7 @@ def _peak_rss_mb(cmd: list[str]) -> float:
 
 def _roundtrip_rss(build_dir: Path, model_dir: Path, threads: int, minutes: tuple[float, ...]) -> list[dict[str, float]]:
     rows = []
-    rate = read_manifest(model_dir).sample_rate
+    rate = read_manifest(model_dir).model.sample_rate
     with tempfile.TemporaryDirectory() as tmp:
         for m in minutes:
             src = Path(tmp) / f"in-{m}.wav"

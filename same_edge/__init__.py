@@ -28,6 +28,7 @@ from .files import (
     roundtrip_file,
     stream_file,
 )
+from .latents import LatentFile, LatentHeader
 from .manifest import Manifest, read_manifest
 from .metrics import Quality, QualityMeter
 
@@ -42,7 +43,9 @@ __all__ = [
     "DecodeStats",
     "EncodeStats",
     "Error",
+    "LatentFile",
     "LatentFileError",
+    "LatentHeader",
     "Manifest",
     "ModelDirError",
     "OutputError",

@@ -174,8 +174,9 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(json.dumps(m.to_dict(), indent=2))
         return
     print(f"model      {model_dir} ({m.precision}: {m.precision_description})")
-    print(f"audio      {m.sample_rate} Hz, {m.channels} channels; hop {m.hop} samples -> "
-          f"{m.latent_dim}-dim latents at {m.sample_rate / m.hop:.2f} Hz")
+    spec = m.model
+    print(f"audio      {spec.sample_rate} Hz, {spec.channels} channels; hop {spec.hop} samples -> "
+          f"{spec.latent_dim}-dim latents at {spec.sample_rate / spec.hop:.2f} Hz")
     print(f"windows    {', '.join(str(w) for w in m.windows)} chunks of {m.model.chunk_samples} samples")
     for side in SIDES:
         g = m.graph(side)
@@ -188,7 +189,7 @@ def cmd_info(args: argparse.Namespace) -> None:
             print(f"{'':<10} {sum(ops.values())} ops, {ops.get('FULLY_CONNECTED', 0)} fully connected"
                   + (f"; XNNPACK partitions {g.delegation.get('partitions')}" if g.delegation.get("partitions") else ""))
     print(f"latency    encoder {m.encoder_latency_samples} + decoder {m.decoder_latency_samples} samples "
-          f"({(m.encoder_latency_samples + m.decoder_latency_samples) / m.sample_rate * 1e3:.0f} ms)")
+          f"({(m.encoder_latency_samples + m.decoder_latency_samples) / spec.sample_rate * 1e3:.0f} ms)")
     print(f"weights    {m.source.config_file} {m.source.config_sha256[:12]}, "
           f"{m.source.checkpoint_file} {m.source.checkpoint_sha256[:12]} (model id {m.model_id})")
     print(f"tools      {', '.join(f'{k} {v}' for k, v in m.tools.items())}")

@@ -219,8 +219,8 @@ class StreamEncoder(_Stream):
     _nonfinite_message = "the encoder produced NaN or Inf latents (is the input audio within a sane range?)"
 
     def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
-        m = codec.manifest
-        super().__init__(codec, "encoder", largest_window, m.channels, m.latent_dim, "audio", m.model.chunk_samples)
+        m = codec.manifest.model
+        super().__init__(codec, "encoder", largest_window, m.channels, m.latent_dim, "audio", m.chunk_samples)
 
     @property
     def latency_samples(self) -> int:
@@ -255,8 +255,8 @@ class StreamDecoder(_Stream):
     _nonfinite_message = "the decoder produced NaN or Inf audio (are the latents from this model's encoder?)"
 
     def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
-        m = codec.manifest
-        super().__init__(codec, "decoder", largest_window, m.latent_dim, m.channels, "latents", m.model.frames_per_chunk)
+        m = codec.manifest.model
+        super().__init__(codec, "decoder", largest_window, m.latent_dim, m.channels, "latents", m.frames_per_chunk)
         self._context = np.zeros(self._spec.context_shape, np.float32)
 
     @property
@@ -394,20 +394,20 @@ class Codec:
     @property
     def sample_rate(self) -> int:
         """Audio sample rate in Hz (44100 for SAME-S)."""
-        return self.manifest.sample_rate
+        return self.manifest.model.sample_rate
 
     @property
     def channels(self) -> int:
-        return self.manifest.channels
+        return self.manifest.model.channels
 
     @property
     def latent_dim(self) -> int:
-        return self.manifest.latent_dim
+        return self.manifest.model.latent_dim
 
     @property
     def hop(self) -> int:
         """Audio samples per latent frame (4096 for SAME-S)."""
-        return self.manifest.hop
+        return self.manifest.model.hop
 
     @property
     def encoder_latency_samples(self) -> int:

@@ -7,6 +7,11 @@ frames at a time: encoding and decoding an hour of audio hold a block, not the h
 Reading trusts nothing: every header field is type- and range-checked, a member's stored size
 must agree with the shape its header declares (no decompression bombs), and members are read a
 block at a time whatever their compression.
+
+A file states its format version (``format_version.npy``, ``FORMAT_VERSION``); one written by a
+newer same-edge is refused by name rather than misread. A file without it is version 1, the
+layout before the field existed (the same members). libsame_edge's command line (native/cli/npz.c)
+reads and writes the same layout and checks the same version.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import lzma
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,6 +32,8 @@ from .atomic import AtomicPath
 from .errors import LatentFileError
 
 LATENTS_MEMBER = "latents.npy"
+VERSION_MEMBER = "format_version.npy"
+FORMAT_VERSION = 1
 SUFFIX = ".npz"
 MAX_LATENT_DIM = 1 << 16
 MAX_LENGTH = 1 << 36  # samples: 18 days at 44.1 kHz
@@ -45,8 +53,41 @@ class LatentHeader:
 
 @dataclass(frozen=True)
 class LatentFile:
+    """A latent file's contents: ``latents`` ``[latent_dim, L]`` float32 and their ``header``.
+
+    ``save(path)`` and ``load(path)`` write and read ``.npz`` files (atomically; whole, see
+    ``LatentWriter``/``LatentReader`` for a block at a time); ``to_bytes``/``from_bytes`` the same
+    bytes in memory."""
+
     latents: np.ndarray  # [latent_dim, L] float32
     header: LatentHeader
+
+    def save(self, path: str | Path) -> None:
+        if self.latents.ndim != 2:
+            raise LatentFileError(f"latents must have shape [latent_dim, L], got {list(self.latents.shape)}")
+        with LatentWriter(path, self.latents.shape[0]) as w:
+            w.write(self.latents.astype(np.float32))
+            w.header = self.header
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatentFile:
+        with LatentReader(path) as r:
+            dim, total = r.shape
+            latents = np.concatenate([np.zeros((dim, 0), np.float32), *r.blocks(max(total, 1))], axis=1)
+            return cls(latents, r.header)
+
+    def to_bytes(self) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"latents{SUFFIX}"
+            self.save(path)
+            return path.read_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LatentFile:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"latents{SUFFIX}"
+            path.write_bytes(data)
+            return cls.load(path)
 
 
 def _member(name: str) -> zipfile.ZipInfo:
@@ -108,7 +149,7 @@ class LatentWriter:
                 raise LatentFileError("LatentWriter.header must be set before close")
             self._frames.close()
             self._patch_frame_count()
-            for key, value in asdict(self.header).items():
+            for key, value in {"format_version": np.int64(FORMAT_VERSION), **asdict(self.header)}.items():
                 with self._zip.open(_member(f"{key}.npy"), "w") as member:
                     np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
             self._zip.close()
@@ -188,6 +229,12 @@ class LatentReader:
             raise LatentFileError(f"{self.path} is not a same-edge latent file ({type(e).__name__}: {e})") from None
 
     def _read_header(self) -> None:
+        self.format_version = 1  # a file from before the field: the same layout
+        if VERSION_MEMBER in self._zip.namelist():
+            self.format_version = _int_field(self._scalar("format_version"), "format_version", 1, 1 << 31)
+            if self.format_version > FORMAT_VERSION:
+                raise LatentFileError(f"{self.path} is a latent file of format version {self.format_version}, written "
+                                      f"by a newer same-edge; this one reads versions up to {FORMAT_VERSION}")
         values = {f.name: self._scalar(f.name) for f in fields(LatentHeader)}
         model_id = values["model_id"]
         if model_id.shape != () or model_id.dtype.kind != "U" or not 0 < len(str(model_id)) <= 200:
@@ -261,20 +308,3 @@ class LatentReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def save_latents(path: str | Path, latents: np.ndarray, header: LatentHeader) -> None:
-    """Write ``[latent_dim, L]`` float32 latents and their header as a latent file, atomically."""
-    if latents.ndim != 2:
-        raise LatentFileError(f"latents must have shape [latent_dim, L], got {list(latents.shape)}")
-    with LatentWriter(path, latents.shape[0]) as w:
-        w.write(latents.astype(np.float32))
-        w.header = header
-
-
-def load_latents(path: str | Path) -> LatentFile:
-    """Read a whole latent file: ``latents`` is ``[latent_dim, L]`` float32."""
-    with LatentReader(path) as r:
-        dim, total = r.shape
-        latents = np.concatenate([np.zeros((dim, 0), np.float32), *r.blocks(max(total, 1))], axis=1)
-        return LatentFile(latents, r.header)

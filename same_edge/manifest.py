@@ -180,22 +180,6 @@ class Manifest:
     document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
-    def sample_rate(self) -> int:
-        return self.model.sample_rate
-
-    @property
-    def channels(self) -> int:
-        return self.model.channels
-
-    @property
-    def latent_dim(self) -> int:
-        return self.model.latent_dim
-
-    @property
-    def hop(self) -> int:
-        return self.model.hop
-
-    @property
     def model_id(self) -> str:
         """Identity of the weights (config and checkpoint hashes), shared by every precision."""
         return f"{self.source.config_sha256[:16]}-{self.source.checkpoint_sha256[:16]}"

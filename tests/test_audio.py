@@ -9,7 +9,7 @@ import soundfile as sf
 
 from same_edge.audio import AudioReader, AudioWriter
 from same_edge.errors import AudioFileError
-from same_edge.latents import LatentHeader, LatentReader, save_latents
+from same_edge.latents import LatentFile, LatentHeader, LatentReader
 
 TONE_HZ, AMPLITUDE, SECONDS = 1000.0, 0.5, 2.0
 
@@ -90,7 +90,7 @@ def test_an_unknown_audio_extension_is_refused_in_any_case(tmp_path):
 @pytest.mark.parametrize("name", ["z.NPZ", "z.Npz"])
 def test_latent_file_extensions_are_matched_in_any_case(tmp_path, name):
     z = np.ones((4, 3), np.float32)
-    save_latents(tmp_path / name, z, LatentHeader(44100, 10000, "cfg-ckpt", 44100))
+    LatentFile(z, LatentHeader(44100, 10000, "cfg-ckpt", 44100)).save(tmp_path / name)
     with LatentReader(tmp_path / name) as r:
         assert r.shape == (4, 3)
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from same_edge.cli import main
-from same_edge.latents import load_latents
+from same_edge.latents import LatentFile
 
 SR = 44100
 
@@ -56,7 +56,7 @@ def test_roundtrip_writes_audio_of_the_input_length_and_reports_quality(tmp_path
 def test_encode_decode_round_trip_through_a_latent_file_restores_the_exact_length(tmp_path, capsys, model):
     sf.write(tmp_path / "in.flac", _music(1.234), SR)
     assert _run(capsys, "encode", tmp_path / "in.flac", tmp_path / "z.npz", "--model", model)[0] == 0
-    lf = load_latents(tmp_path / "z.npz")
+    lf = LatentFile.load(tmp_path / "z.npz")
     n = int(1.234 * SR)
     assert lf.latents.shape == (8, -(-n // 4096)) and lf.header.length == n and lf.header.sample_rate == SR
     assert _run(capsys, "decode", tmp_path / "z.npz", tmp_path / "y.flac", "--model", model)[0] == 0
@@ -251,7 +251,7 @@ def test_roundtrip_output_is_the_codec_s_output_sample_for_sample_at_frame_bound
     expected = codec.decode(codec.encode(np.ascontiguousarray(x.T)))[:, :samples]
     assert y.shape == (samples, 2) and np.array_equal(y.T, expected)
     assert _run(capsys, "encode", tmp_path / "in.wav", tmp_path / "z.npz", "--model", model)[0] == 0
-    assert np.array_equal(load_latents(tmp_path / "z.npz").latents, codec.encode(np.ascontiguousarray(x.T)))
+    assert np.array_equal(LatentFile.load(tmp_path / "z.npz").latents, codec.encode(np.ascontiguousarray(x.T)))
     assert _run(capsys, "decode", tmp_path / "z.npz", tmp_path / "d.wav", "--model", model)[0] == 0
     assert np.array_equal(sf.read(tmp_path / "d.wav", dtype="float32", always_2d=True)[0], y)
 

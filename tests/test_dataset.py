@@ -34,7 +34,7 @@ from same_edge.dataset import (
     padding_mask,
 )
 from same_edge.errors import Terminated
-from same_edge.latents import load_latents
+from same_edge.latents import LatentFile
 
 SR = 44100
 REPO = Path(__file__).resolve().parent.parent
@@ -115,7 +115,7 @@ def test_encodes_every_audio_file_into_a_mirrored_tree_of_latent_files_equal_to_
     assert outs == sorted(p.relative_to(tmp_path / "in").as_posix() + ".npz" for p in files)
     total = 0.0
     for p in files:
-        lf = load_latents(tmp_path / "out" / (p.relative_to(tmp_path / "in").as_posix() + ".npz"))
+        lf = LatentFile.load(tmp_path / "out" / (p.relative_to(tmp_path / "in").as_posix() + ".npz"))
         info = sf.info(p)
         h = lf.header
         assert h.model_id == codec.manifest.model_id and h.source_rate == info.samplerate
@@ -142,7 +142,7 @@ def test_a_rerun_skips_what_is_up_to_date_and_redoes_changed_sources_only(tmp_pa
     (tmp_path / "out" / (files[2].relative_to(tmp_path / "in").as_posix() + ".npz")).unlink()  # an output lost
     s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped) == (2, 2)
-    changed = load_latents(tmp_path / "out" / (files[0].relative_to(tmp_path / "in").as_posix() + ".npz"))
+    changed = LatentFile.load(tmp_path / "out" / (files[0].relative_to(tmp_path / "in").as_posix() + ".npz"))
     assert changed.header.length == int(1.5 * SR)
 
 
@@ -174,7 +174,7 @@ def test_a_source_rewritten_at_the_same_size_with_a_new_mtime_is_reencoded_witho
     assert os.stat(src).st_size == before.st_size
     s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.skipped) == (1, 0)
-    np.testing.assert_allclose(load_latents(tmp_path / "out" / "song.wav.npz").latents, _reference(codec, src),
+    np.testing.assert_allclose(LatentFile.load(tmp_path / "out" / "song.wav.npz").latents, _reference(codec, src),
                                rtol=1e-4, atol=1e-5)
 
 
@@ -225,7 +225,7 @@ def test_a_file_name_that_is_not_utf8_is_encoded_and_sa3_records_why_its_filelis
         p.with_suffix(".txt").write_text("a caption")
     s = encode_dataset(tmp_path / "in", tmp_path / "out", DatasetOptions(model=model, workers=1, threads=1, progress=False))
     assert (s.encoded, s.failed) == (2, 0)
-    z = load_latents(tmp_path / "out" / (latin1.name + ".npz")).latents
+    z = LatentFile.load(tmp_path / "out" / (latin1.name + ".npz")).latents
     np.testing.assert_allclose(z, codec.encode(AudioReader(latin1, SR, 2).read_all()), rtol=1e-4, atol=1e-5)
     # SA3 reads filelist.txt as text in the locale's encoding (UTF-8): such a name cannot be listed.
     s = encode_dataset(tmp_path / "in", tmp_path / "sa3", DatasetOptions(model=model, workers=1, threads=1, format="sa3",
@@ -338,7 +338,7 @@ def test_a_worker_killed_mid_job_loses_nothing_its_file_is_redone(tmp_path, mode
     assert (s.encoded, s.failed, s.worker_restarts) == (4, 0, 1)
     assert (tmp_path / "crashed-song1.wav").exists()
     for rel in (p.relative_to(tmp_path / "clean") for p in (tmp_path / "clean").rglob("*.npz")):
-        a, b = load_latents(tmp_path / "clean" / rel), load_latents(tmp_path / "out" / rel)
+        a, b = LatentFile.load(tmp_path / "clean" / rel), LatentFile.load(tmp_path / "out" / rel)
         assert np.array_equal(a.latents, b.latents) and a.header == b.header
 
 
@@ -400,7 +400,7 @@ def test_kill_9_of_the_coordinator_loses_nothing_written_and_the_next_run_finish
     assert encoded <= 6 - done + 1  # at most the file in flight at the kill is redone besides the rest
     assert len(list((tmp_path / "out").rglob("*.npz"))) == 6
     for p in (tmp_path / "out").rglob("*.npz"):
-        assert load_latents(p).latents.shape[1] > 0
+        assert LatentFile.load(p).latents.shape[1] > 0
     assert not [p for p in (tmp_path / "out").rglob(".*") if p.name not in (MARKER, INDEX, ".same-edge-lock")]
 
 
@@ -522,7 +522,7 @@ def test_output_holding_another_models_outputs_is_refused_unless_overwrite(tmp_p
     rc, out, _ = _run(capsys, tmp_path / "in", tmp_path / "out", "--model", model, "--workers", "1", "--quiet", "--overwrite")
     assert rc == 0 and "1 encoded" in out
     (npz,) = (tmp_path / "out").rglob("*.npz")
-    assert load_latents(npz).header.model_id == Codec.load(model, threads=1, sides=("encoder",)).manifest.model_id
+    assert LatentFile.load(npz).header.model_id == Codec.load(model, threads=1, sides=("encoder",)).manifest.model_id
 
 
 def test_a_non_empty_output_not_written_by_encode_dataset_is_refused(tmp_path, model, capsys):

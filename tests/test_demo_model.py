@@ -59,7 +59,7 @@ def test_a_fresh_export_of_the_bundled_checkpoint_reproduces_the_bundled_graphs(
     from same_edge_export.convert import export
 
     manifest = read_manifest(DEMO_MODEL_DIR)
-    clip, _ = read_audio(DEMO_MODEL_DIR / "clip.flac", manifest.sample_rate)
+    clip, _ = read_audio(DEMO_MODEL_DIR / "clip.flac", manifest.model.sample_rate)
     fresh = export(DEMO_MODEL_DIR / "model_config.json", DEMO_MODEL_DIR / "model.safetensors", tmp_path / "fresh",
                    manifest.precision, manifest.windows, fidelity_audio=clip, progress=False)
     for side in ("encoder", "decoder"):

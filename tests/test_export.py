@@ -60,7 +60,8 @@ def test_quantised_graphs_are_smaller_than_fp32(export_dir):
 def test_manifest_describes_every_signature_and_is_embedded_in_each_graph(export_dir):
     out = export_dir("fp32")
     manifest = read_manifest(out)
-    assert (manifest.sample_rate, manifest.latent_dim, manifest.hop, manifest.windows) == (44100, 8, 4096, (1, 2))
+    spec = manifest.model
+    assert (spec.sample_rate, spec.latent_dim, spec.hop, manifest.windows) == (44100, 8, 4096, (1, 2))
     raw = json.loads((out / "manifest.json").read_text())
     assert set(raw["encoder"]["signatures"]) == {"encode_1", "encode_2", "encode_flush"}
     assert set(raw["decoder"]["signatures"]) == {"decode_1", "decode_2", "decode_flush"}

@@ -31,12 +31,13 @@ from same_edge import Codec
 from same_edge.audio import AudioReader
 from same_edge.errors import AudioFileError, LatentFileError, ModelDirError, OutputError
 from same_edge.files import decode_file
-from same_edge.latents import LATENTS_MEMBER, LatentReader, load_latents
+from same_edge.latents import LATENTS_MEMBER, LatentFile, LatentReader
 from same_edge.manifest import PRECISIONS, SIDES, Manifest, read_manifest
 from same_edge.models import DEMO_MODEL_DIR
 
 MANIFEST = json.loads((DEMO_MODEL_DIR / "manifest.json").read_text())
 MODEL = Manifest.parse(MANIFEST)
+SPEC = MODEL.model
 FRAMES = 3  # latent frames of the valid file every latent mutation starts from
 HEADER_FIELDS = ("sample_rate", "length", "model_id", "source_rate")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -59,9 +60,9 @@ def _npy(value: Any) -> bytes:
 
 def _valid_members() -> dict[str, bytes]:
     """The members of a latent file the demo model could have written: 256 x 3 frames."""
-    z = np.random.default_rng(0).normal(size=(MODEL.latent_dim, FRAMES)).astype(np.float32)
-    return {LATENTS_MEMBER: _npy(np.asfortranarray(z)), "sample_rate.npy": _npy(np.int64(MODEL.sample_rate)),
-            "length.npy": _npy(np.int64(FRAMES * MODEL.hop - 5)), "model_id.npy": _npy(np.str_(MODEL.model_id)),
+    z = np.random.default_rng(0).normal(size=(SPEC.latent_dim, FRAMES)).astype(np.float32)
+    return {LATENTS_MEMBER: _npy(np.asfortranarray(z)), "sample_rate.npy": _npy(np.int64(SPEC.sample_rate)),
+            "length.npy": _npy(np.int64(FRAMES * SPEC.hop - 5)), "model_id.npy": _npy(np.str_(MODEL.model_id)),
             "source_rate.npy": _npy(np.int64(48000))}
 
 
@@ -75,7 +76,7 @@ def _zip(members: dict[str, bytes], methods: dict[str, int] | None = None) -> by
 
 def _read_or_refused(path: Path) -> np.ndarray | None:
     """The latents of ``path`` read a few frames at a time, or None if refused with a LatentFileError;
-    ``load_latents`` must give the same verdict and values."""
+    ``LatentFile.load`` must give the same verdict and values."""
     try:
         with LatentReader(path) as r:
             shape = r.shape
@@ -85,9 +86,9 @@ def _read_or_refused(path: Path) -> np.ndarray | None:
     else:
         assert z.dtype == np.float32 and z.shape == shape and np.isfinite(z).all()
     try:
-        whole = load_latents(path).latents
+        whole = LatentFile.load(path).latents
     except LatentFileError:
-        assert z is None, "load_latents refused a file LatentReader reads"
+        assert z is None, "LatentFile.load refused a file LatentReader reads"
     else:
         assert z is not None and np.array_equal(whole, z)
     return z
@@ -107,7 +108,7 @@ def _check_latent_file(data: bytes, decoder: Codec) -> np.ndarray | None:
         else:
             assert z is not None, "decode_file accepted a file the reader refuses"
             audio, _ = sf.read(str(out), dtype="float32")
-            assert audio.shape == (stats.samples, MODEL.channels) and np.isfinite(audio).all()
+            assert audio.shape == (stats.samples, SPEC.channels) and np.isfinite(audio).all()
         return z
 
 
@@ -139,7 +140,7 @@ def test_latent_header_fields_of_any_type_or_range_are_read_or_refused_with_a_la
 LATENT_DTYPES = ("<f4", ">f4", "<f8", "<f2", "|u1", "<i4", "|O", "<c8", "|b1", "<U4")
 
 
-@given(shape=st.one_of(st.sampled_from([[MODEL.latent_dim, FRAMES], [MODEL.latent_dim, 1], [MODEL.latent_dim, 0], [8, 3]]),
+@given(shape=st.one_of(st.sampled_from([[SPEC.latent_dim, FRAMES], [SPEC.latent_dim, 1], [SPEC.latent_dim, 0], [8, 3]]),
                       st.lists(st.one_of(st.integers(-3, 600), st.sampled_from([2**31, 2**40, 2**63 - 1])), max_size=3)),
        dtype=st.sampled_from(LATENT_DTYPES), fortran=st.booleans(), version=st.sampled_from([(1, 0), (2, 0)]),
        data=st.one_of(st.none(), st.binary(max_size=4 * 256 * 4), st.integers(0, 4 * 256 * 4)))
@@ -209,7 +210,7 @@ def test_members_compressed_encrypted_or_of_unknown_method_are_read_in_blocks_or
             struct.pack_into("<I", data, offset, value)
     z = _check_latent_file(bytes(data), decoder)
     if damage == "none":  # every compression method zipfile writes is read, a block at a time
-        assert z is not None and z.shape == (MODEL.latent_dim, FRAMES)
+        assert z is not None and z.shape == (SPEC.latent_dim, FRAMES)
 
 
 # -- manifests ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Latent files: written and read a block of frames at a time, atomically, with the header decoding needs."""
 
+import io
 import re
 import tracemalloc
 import zipfile
@@ -8,14 +9,15 @@ import numpy as np
 import pytest
 
 from same_edge.latents import (
+    FORMAT_VERSION,
     LATENTS_MEMBER,
+    VERSION_MEMBER,
+    LatentFile,
     LatentFileError,
     LatentHeader,
     LatentReader,
     LatentWriter,
-    load_latents,
-    save_latents,
-)
+    )
 
 HEADER = LatentHeader(sample_rate=44100, length=40000, model_id="cfg-ckpt", source_rate=48000)
 
@@ -39,7 +41,7 @@ def test_blocks_written_in_pieces_read_back_in_other_pieces_unchanged(tmp_path):
 
 
 def test_frames_are_stored_contiguously_and_uncompressed_so_that_files_stream(tmp_path):
-    save_latents(tmp_path / "z.npz", _latents(), HEADER)
+    LatentFile(_latents(), HEADER).save(tmp_path / "z.npz")
     with zipfile.ZipFile(tmp_path / "z.npz") as zf:
         assert zf.getinfo(LATENTS_MEMBER).compress_type == zipfile.ZIP_STORED
     with np.load(tmp_path / "z.npz") as f:  # still an ordinary .npz
@@ -51,7 +53,7 @@ def test_row_major_files_written_by_numpy_savez_are_read_too(tmp_path):
     z = _latents()
     np.savez(tmp_path / "z.npz", latents=z, sample_rate=np.int64(44100), length=np.int64(40000),
              model_id=np.str_("cfg-ckpt"), source_rate=np.int64(48000))
-    lf = load_latents(tmp_path / "z.npz")
+    lf = LatentFile.load(tmp_path / "z.npz")
     assert np.array_equal(lf.latents, z) and lf.header == HEADER
 
 
@@ -71,7 +73,7 @@ def test_frames_go_straight_into_the_one_temporary_file_so_a_file_needs_its_own_
         assert len(written) == 1 and written[0].stat().st_size >= 8 * 10_000 * 4  # no second copy anywhere
         w.header = HEADER
     assert [p.name for p in tmp_path.iterdir()] == ["z.npz"]
-    np.testing.assert_array_equal(load_latents(tmp_path / "z.npz").latents, np.concatenate(blocks, axis=1))
+    np.testing.assert_array_equal(LatentFile.load(tmp_path / "z.npz").latents, np.concatenate(blocks, axis=1))
     with zipfile.ZipFile(tmp_path / "z.npz") as zf:
         assert zf.testzip() is None  # every member's CRC holds
     assert np.load(tmp_path / "z.npz")["latents"].shape == (8, 10_000)
@@ -82,7 +84,7 @@ def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
     z = _latents()
     if damage == "nan":
         z[3, 4] = np.nan
-    save_latents(tmp_path / "z.npz", z, HEADER)
+    LatentFile(z, HEADER).save(tmp_path / "z.npz")
     if damage == "truncated":  # the frames cut short inside the archive
         with zipfile.ZipFile(tmp_path / "z.npz") as zf:
             members = {i.filename: zf.read(i) for i in zf.infolist()}
@@ -93,12 +95,12 @@ def test_damaged_files_are_refused_with_a_latent_file_error(tmp_path, damage):
     elif damage == "not_a_zip":
         (tmp_path / "z.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(LatentFileError):
-        load_latents(tmp_path / "z.npz")
+        LatentFile.load(tmp_path / "z.npz")
 
 
 @pytest.mark.parametrize("version", [(3, 0), (9, 0), (0, 1)])
 def test_a_latents_member_of_an_unsupported_npy_version_is_refused(tmp_path, version):
-    save_latents(tmp_path / "z.npz", _latents(), HEADER)
+    LatentFile(_latents(), HEADER).save(tmp_path / "z.npz")
     with zipfile.ZipFile(tmp_path / "z.npz") as zf:
         members = {i.filename: zf.read(i) for i in zf.infolist()}
     member = bytearray(members[LATENTS_MEMBER])
@@ -108,7 +110,7 @@ def test_a_latents_member_of_an_unsupported_npy_version_is_refused(tmp_path, ver
         for name, data in members.items():
             zf.writestr(name, data)
     with pytest.raises(LatentFileError, match=re.escape(f"unsupported .npy version {version}")):
-        load_latents(tmp_path / "z.npz")
+        LatentFile.load(tmp_path / "z.npz")
 
 
 # -- decompression bombs: a small file that inflates to far more than it holds ----------------------
@@ -190,13 +192,43 @@ def test_a_member_whose_zip_directory_misstates_its_inflated_size_is_refused(tmp
         for _ in r.blocks(100):
             pass
     with pytest.raises(LatentFileError):
-        load_latents(path)
+        LatentFile.load(path)
 
 
 def test_the_same_latents_give_the_same_file_byte_for_byte(tmp_path):
     import time
 
-    save_latents(tmp_path / "a.npz", _latents(), HEADER)
+    LatentFile(_latents(), HEADER).save(tmp_path / "a.npz")
     time.sleep(2.1)  # the zip format stores times in 2-second steps
-    save_latents(tmp_path / "b.npz", _latents(), HEADER)
+    LatentFile(_latents(), HEADER).save(tmp_path / "b.npz")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_a_latent_file_states_its_format_version_and_a_newer_one_is_refused_by_name(tmp_path):
+    LatentFile(_latents(), HEADER).save(tmp_path / "z.npz")
+    with zipfile.ZipFile(tmp_path / "z.npz") as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    assert np.load(tmp_path / "z.npz")["format_version"] == FORMAT_VERSION == 1
+    newer = io.BytesIO()
+    np.save(newer, np.int64(FORMAT_VERSION + 1))
+    with zipfile.ZipFile(tmp_path / "newer.npz", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, newer.getvalue() if name == VERSION_MEMBER else data)
+    with pytest.raises(LatentFileError, match="format version 2, written by a newer same-edge; this one reads versions up to 1"):
+        LatentFile.load(tmp_path / "newer.npz")
+    # A file from before the field (the same layout without it) is version 1.
+    with zipfile.ZipFile(tmp_path / "older.npz", "w") as zf:
+        for name, data in members.items():
+            if name != VERSION_MEMBER:
+                zf.writestr(name, data)
+    with LatentReader(tmp_path / "older.npz") as r:
+        assert r.format_version == 1 and r.header == HEADER
+
+
+def test_a_latent_file_round_trips_through_bytes_as_it_does_through_a_file(tmp_path):
+    lf = LatentFile(_latents(), HEADER)
+    lf.save(tmp_path / "z.npz")
+    data = lf.to_bytes()
+    assert data == (tmp_path / "z.npz").read_bytes()
+    back = LatentFile.from_bytes(data)
+    assert np.array_equal(back.latents, lf.latents) and back.header == HEADER

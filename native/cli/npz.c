@@ -62,7 +62,7 @@ struct npz_writer {
   uint64_t frames;
   uint32_t crc;
   uint64_t data_bytes;
-  member m[5];
+  member m[6];
   int n;
 };
 
@@ -156,6 +156,7 @@ int npz_writer_close(npz_writer *w, const npz_header *h, char *err, size_t err_s
   for (size_t i = 0; i < n; i++) uid[i] = (uint8_t)h->model_id[i]; /* model ids are ASCII */
   char udescr[32];
   snprintf(udescr, sizeof udescr, "<U%zu", n);
+  v = NPZ_FORMAT_VERSION, ok = ok && add_scalar(w, "format_version.npy", "<i8", &v, 8);
   v = h->sample_rate, ok = ok && add_scalar(w, "sample_rate.npy", "<i8", &v, 8);
   v = h->length, ok = ok && add_scalar(w, "length.npy", "<i8", &v, 8);
   ok = ok && add_scalar(w, "model_id.npy", udescr, uid, n * 4);
@@ -204,8 +205,9 @@ typedef struct {
   int found;
 } entry;
 
-static int find_members(FILE *f, const char *path, entry *out, const char *const *names, int count, char *err,
-                        size_t err_size) {
+/* The first `required` of the `count` names must be members; the rest may be absent. */
+static int find_members(FILE *f, const char *path, entry *out, const char *const *names, int count, int required,
+                        char *err, size_t err_size) {
   if (fseek(f, 0, SEEK_END) != 0) return 0;
   long long fsize = ftell(f);
   long tail = fsize < 65557 ? (long)fsize : 65557;
@@ -278,7 +280,7 @@ static int find_members(FILE *f, const char *path, entry *out, const char *const
     snprintf(err, err_size, "%s is not a same-edge latent file (damaged zip)", path);
     return 0;
   }
-  for (int m = 0; m < count; m++)
+  for (int m = 0; m < required; m++)
     if (!out[m].found) {
       snprintf(err, err_size, "%s is not a same-edge latent file (no %s)", path, names[m]);
       return 0;
@@ -328,8 +330,9 @@ static int read_int_scalar(FILE *f, const entry *e, int64_t *out) {
 
 npz_reader *npz_reader_open(const char *path, char *err, size_t err_size) {
   crc_init();
-  static const char *const names[5] = {"latents.npy", "sample_rate.npy", "length.npy", "model_id.npy", "source_rate.npy"};
-  entry e[5];
+  static const char *const names[6] = {"latents.npy", "sample_rate.npy", "length.npy", "model_id.npy", "source_rate.npy",
+                                       "format_version.npy"};
+  entry e[6];
   memset(e, 0, sizeof e);
   npz_reader *r = calloc(1, sizeof *r);
   if (!r) return NULL;
@@ -344,7 +347,17 @@ npz_reader *npz_reader_open(const char *path, char *err, size_t err_size) {
     free(r);
     return NULL;
   }
-  if (!find_members(r->f, path, e, names, 5, err, err_size)) goto fail;
+  if (!find_members(r->f, path, e, names, 6, 5, err, err_size)) goto fail;
+  int64_t version = 1; /* a file from before the field: the same layout */
+  if (e[5].found && (!read_int_scalar(r->f, &e[5], &version) || version < 1)) {
+    snprintf(err, err_size, "%s: header field format_version must be a positive integer", path);
+    goto fail;
+  }
+  if (version > NPZ_FORMAT_VERSION) {
+    snprintf(err, err_size, "%s is a latent file of format version %lld, written by a newer same-edge; this one reads "
+             "versions up to %d", path, (long long)version, NPZ_FORMAT_VERSION);
+    goto fail;
+  }
   if (!read_int_scalar(r->f, &e[1], &r->h.sample_rate) || !read_int_scalar(r->f, &e[2], &r->h.length) ||
       !read_int_scalar(r->f, &e[4], &r->h.source_rate) || r->h.sample_rate < 1 || r->h.sample_rate > 10000000 ||
       r->h.length < 1 || r->h.length > MAX_LENGTH || r->h.source_rate < 1 || r->h.source_rate > 10000000) {

@@ -1,12 +1,16 @@
 /* same-edge latent files (.npz): a stored (uncompressed) zip with latents.npy ([latent_dim, L]
  * float32, fortran_order, i.e. frame-major) and scalar members sample_rate.npy, length.npy,
- * source_rate.npy (int64) and model_id.npy (unicode), as same_edge/latents.py writes them.
+ * source_rate.npy (int64) and model_id.npy (unicode), as same_edge/latents.py writes them, and
+ * format_version.npy (int64, NPZ_FORMAT_VERSION; absent in files from before it: version 1). A
+ * newer version is refused by name.
  * The native reader reads that layout, zip64 or not; compressed members and row-major latents
  * (np.savez of a C-ordered array) are refused with a message. */
 #ifndef SAME_EDGE_NPZ_H
 #define SAME_EDGE_NPZ_H
 #include <stdint.h>
 #include <stdio.h>
+
+#define NPZ_FORMAT_VERSION 1 /* same_edge.latents.FORMAT_VERSION */
 
 typedef struct {
   int64_t sample_rate, length, source_rate;

@@ -362,10 +362,10 @@ def encode_dataset(input: str | Path, output: str | Path, options: DatasetOption
     input, output = Path(input), Path(output)
     model_dir = Path(options.model) if options.model is not None else DEMO_MODEL_DIR
     manifest = read_manifest(model_dir)
-    longest = MAX_SAMPLE_SECONDS * manifest.sample_rate
+    longest = MAX_SAMPLE_SECONDS * manifest.model.sample_rate
     if options.sample_size is not None and options.sample_size > longest:
         raise DatasetError(f"sample_size must be at most {longest} samples ({MAX_SAMPLE_SECONDS // 60} minutes at "
-                           f"{manifest.sample_rate} Hz), got {options.sample_size}: a longer window is a typo, not a crop")
+                           f"{manifest.model.sample_rate} Hz), got {options.sample_size}: a longer window is a typo, not a crop")
     if not input.exists():
         raise DatasetError(f"input not found: {input}")
     sources = Sources(input)
