@@ -38,7 +38,7 @@ demo-model: $(BIN)/.installed
 	$(BIN)/python -m same_edge_recipes.demo.evaluate --model models/demo --data build/demo-train/data \
 		--out models/demo/quality.json
 
-# Every benchmark in one run (about 40 minutes on a 2-core CPU): JSON, Markdown tables and PNG
+# Every benchmark in one run (about an hour on a 2-core CPU): JSON, Markdown tables and PNG
 # plots in benchmarks/results/, the numbers the README shows.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py --out benchmarks/results

@@ -6,8 +6,9 @@ on weight values) and the bundled demo model, on this machine.
 Writes ``results.json``, ``results.md`` (the tables the README shows) and PNG plots to ``--out``.
 Exports are cached in ``--work``. ``--stages`` re-measures some tables and keeps the others from
 the existing ``results.json``; ``--quick`` shortens every measurement (a smoke run, not numbers to
-publish). About 40 minutes on a 2-core CPU: about 18 exporting SAME-S at every precision (once: the
-exports are cached), about 15 the memory runs.
+publish). About an hour on a 2-core CPU: about 35 minutes the export stage (its "before" row, the
+exporter without the weight folding, is 30 of them), 5 exporting SAME-S at every precision for the
+other stages (once: the exports are cached), about 15 the memory runs.
 """
 
 from __future__ import annotations

@@ -728,6 +728,34 @@ def test_native_latent_files_are_read_by_python_and_python_ones_by_native(build,
     assert np.array_equal(sf.read(native_y, dtype="float32")[0], sf.read(python_y, dtype="float32")[0])
 
 
+def test_both_command_lines_write_the_format_version_and_refuse_a_newer_one_by_name(build, song, tmp_path):
+    """Files from before the field read as version 1 in both; a newer version is one line and exit 2."""
+    import io
+    import zipfile
+
+    from same_edge.latents import FORMAT_VERSION, VERSION_MEMBER
+
+    native_z = tmp_path / "native.npz"
+    assert _cli(build, "encode", str(song), str(native_z), "--model", str(DEMO)).returncode == 0
+    with zipfile.ZipFile(native_z) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    assert np.load(native_z)["format_version"] == FORMAT_VERSION
+    newer, older = tmp_path / "newer.npz", tmp_path / "older.npz"
+    version = io.BytesIO()
+    np.save(version, np.int64(FORMAT_VERSION + 1))
+    with zipfile.ZipFile(newer, "w") as a, zipfile.ZipFile(older, "w") as b:
+        for name, data in members.items():
+            a.writestr(name, version.getvalue() if name == VERSION_MEMBER else data)
+            if name != VERSION_MEMBER:
+                b.writestr(name, data)
+    for run in (lambda *a: _cli(build, *a), _python_cli):
+        refused = run("decode", str(newer), str(tmp_path / "x.wav"), "--model", str(DEMO))
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert f"format version {FORMAT_VERSION + 1}, written by a newer same-edge" in refused.stderr
+        assert not (tmp_path / "x.wav").exists()
+        assert run("decode", str(older), str(tmp_path / "old.wav"), "--model", str(DEMO)).returncode == 0
+
+
 def test_native_stream_prints_block_timing_and_latency(build, song, tmp_path):
     done = _cli(build, "stream", str(song), str(tmp_path / "out.wav"), "--model", str(DEMO))
     assert done.returncode == 0, done.stderr
