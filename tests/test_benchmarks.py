@@ -41,8 +41,8 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     assert all(native[side]["encode_x_realtime"] > 0 for side in ("native", "python"))
     assert [r["minutes"] for r in native["roundtrip_rss"]] == [0.25, 0.5]
     assert {r["layout"] for r in report["dataset"]["rows"]} >= {"1 worker x 1 thread"}
-    exports = {r["fold"]: r for r in report["export"]}
-    assert set(exports) == {True, False} and exports[False]["precision"] == exports[True]["precision"] == "w8a8"
+    exports = {r["fold"]: r for r in report["export"] if r["precision"] == "w8a8"}  # the same export, both ways
+    assert set(exports) == {True, False}
     assert all(r["seconds"] > r["phases"]["MLIR passes"] > 0 and r["peak_rss_gb"] > 0 for r in report["export"])
     markdown = (out / "results.md").read_text()
     assert "## Export" in markdown and "faster with the weights folded" in markdown
