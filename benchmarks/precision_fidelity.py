@@ -25,7 +25,7 @@ from same_edge.manifest import PRECISIONS, read_manifest
 from same_edge.metrics import mel_distance, snr_db
 from same_edge_export.checkpoint import load_model
 from same_edge_export.config import load_config
-from same_edge_export.convert import DEFAULT_WINDOWS, convert_graph, write_model_dir
+from same_edge_export.convert import DEFAULT_WINDOWS, TorchReference, convert_graph, write_model_dir
 from same_edge_export.music import synth_music
 from same_edge_export.random_weights import write_seeded_checkpoint
 
@@ -41,8 +41,10 @@ def export_precisions(config: Path, checkpoint: Path, out: Path, windows: list[i
     if todo:
         model = load_model(config, checkpoint)
         graphs = {side: convert_graph(model, side, windows) for side in ("encoder", "decoder")}
+        reference = TorchReference(model, windows, config, checkpoint)  # the PyTorch side, once for all
         for precision in todo:
-            write_model_dir(model, dict(graphs), dirs[precision], precision, windows, config, checkpoint)
+            write_model_dir(model, dict(graphs), dirs[precision], precision, windows, config, checkpoint,
+                            reference=reference)
     return dirs
 
 

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import signal
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from . import __version__
 from .codec import Codec
 from .dataset import FAILURES, FORMATS, UNCAPTIONED, DatasetOptions, encode_dataset
+from .dataset.worker import peak_rss_kb
 from .demo import run_demo
 from .errors import Error, ModelDirError, Terminated
 from .files import StreamStats, decode_file, encode_file, roundtrip_file, stream_file
@@ -221,7 +221,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     finally:  # a failed export's table shows where it stopped
         if args.verbose:
             print(timer.table(), file=sys.stderr)
-            print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB", file=sys.stderr)
+            print(f"peak RSS {peak_rss_kb() / 1e6:.2f} GB", file=sys.stderr)
     dirs = model_dirs(args.out, args.precision)
     for precision, m in manifests.items():
         fidelity = json.loads((dirs[precision] / FIDELITY_NAME).read_text())
