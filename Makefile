@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench,cluster]'
 	touch $@
 
-$(RUNTIME_BIN)/.installed: pyproject.toml $(wildcard same_edge/*.py) $(wildcard models/*.py) $(wildcard models/demo/*)
+$(RUNTIME_BIN)/.installed: pyproject.toml same_edge/VERSION $(wildcard same_edge/*.py) $(wildcard models/*.py) $(wildcard models/demo/*)
 	$(PYTHON) -m venv .venv-runtime
 	$(RUNTIME_BIN)/python -m pip install --quiet --upgrade pip
 	$(RUNTIME_BIN)/python -m pip install --quiet '.[plot]'

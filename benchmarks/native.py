@@ -32,28 +32,33 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "native"
 
 
+class _Options(ctypes.Structure):
+    """se_model_options' first members: the library reads only the struct_size bytes given."""
+
+    _fields_ = [("struct_size", ctypes.c_size_t), ("threads", ctypes.c_int)]
+
+
 class _Lib:
     """The few libsame_edge calls the benchmark makes, through ctypes."""
 
     def __init__(self, build_dir: Path) -> None:
         lib = self.lib = ctypes.CDLL(str(build_dir / "libsame_edge.so"))
         vp, sz = ctypes.c_void_p, ctypes.c_size_t
-        lib.se_model_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp), ctypes.c_char_p, sz]
+        lib.se_model_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp)]
+        lib.se_last_error.restype = ctypes.c_char_p
         lib.se_model_close.argtypes = [vp]
         for name in ("se_encoder_create", "se_decoder_create"):
             getattr(lib, name).argtypes = [vp, ctypes.c_int, ctypes.POINTER(vp)]
         lib.se_stream_free.argtypes = [vp]
         lib.se_stream_push.argtypes = [vp, vp, sz, ctypes.c_int, vp, sz, ctypes.POINTER(sz)]
         for name in ("se_encode", "se_decode"):
-            getattr(lib, name).argtypes = [vp, vp, sz, ctypes.c_int, vp, sz, ctypes.POINTER(sz)]
+            getattr(lib, name).argtypes = [vp, vp, sz, ctypes.c_int, vp, sz, ctypes.POINTER(sz), vp]
 
     def open(self, model_dir: Path, threads: int) -> ctypes.c_void_p:
-        options = (ctypes.c_int * 8)()
-        self.lib.se_model_options_init(options)
-        options[0] = threads
-        handle, err = ctypes.c_void_p(), ctypes.create_string_buffer(600)
-        if self.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(handle), err, 600):
-            raise RuntimeError(err.value.decode())
+        options = _Options(ctypes.sizeof(_Options), threads)
+        handle = ctypes.c_void_p()
+        if self.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(handle)):
+            raise RuntimeError(self.lib.se_last_error().decode())
         return handle
 
 
@@ -123,9 +128,9 @@ def _offline(lib: _Lib, handle: ctypes.c_void_p, codec: Codec, seconds: float, r
     best: dict[str, list[float]] = {k: [] for k in ("native_enc", "native_dec", "python_enc", "python_dec")}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        lib.lib.se_encode(handle, x.ctypes.data, n, 0, z.ctypes.data, frames, ctypes.byref(got))
+        lib.lib.se_encode(handle, x.ctypes.data, n, 0, z.ctypes.data, frames, ctypes.byref(got), None)
         t1 = time.perf_counter()
-        lib.lib.se_decode(handle, z.ctypes.data, frames, 0, y.ctypes.data, frames * codec.hop, ctypes.byref(got))
+        lib.lib.se_decode(handle, z.ctypes.data, frames, 0, y.ctypes.data, frames * codec.hop, ctypes.byref(got), None)
         t2 = time.perf_counter()
         zp = codec.encode(x)
         t3 = time.perf_counter()

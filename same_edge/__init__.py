@@ -12,7 +12,11 @@ The package holds the runtime (no torch): ``codec`` and its streams, ``graph`` (
 and its ``demo`` (with ``spectrogram``: the bundled model's showcase ships with the runtime).
 """
 
-__version__ = "0.2.0"
+from pathlib import Path as _Path
+
+# The one version of the package, libsame_edge, its CMake project and soname: same_edge/VERSION.
+__version__ = _Path(__file__).with_name("VERSION").read_text(encoding="ascii").strip()
+
 
 from .codec import Codec, StreamDecoder, StreamEncoder
 from .dataset import DatasetError, DatasetOptions, DatasetSummary, encode_dataset

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import numpy as np
 
 from .errors import ConfigError, ModelDirError, OutputError, StreamError
 from .graph import Graph, check_threads, weight_cache_file
-from .manifest import GRAPH_FILES, SIDES, GraphSpec, Manifest, check_graph, read_manifest
+from .manifest import GRAPH_FILES, MANIFEST_NAME, SIDES, GraphSpec, Manifest, check_graph, parse_manifest, read_manifest
 
 
 def _check_array(x: object, rows: int, what: str) -> np.ndarray:
@@ -62,6 +62,7 @@ class _Stream:
     windows are run straight from the caller's array within ``push``."""
 
     _nonfinite_message = ""  # the OutputError of a window that returned NaN or Inf, per direction
+    _carried: tuple[str, ...] = ("_state",)  # the arrays a window carries to the next one (reset zeroes them)
 
     def __init__(self, codec: Codec, side: str, largest_window: int | None, rows_in: int, rows_out: int,
                  what: str, unit: int) -> None:
@@ -93,22 +94,45 @@ class _Stream:
         raise NotImplementedError
 
     @contextmanager
-    def _call(self) -> Iterator[None]:
+    def _held(self) -> Iterator[None]:
+        """Hold the stream (refused while another thread does) and its codec (refused once closed)."""
         if not self._busy.acquire(blocking=False):
             raise StreamError("this stream is being used by another thread; give each thread its own stream")
         try:
             with self._codec._in_use():
-                if self._broken:
-                    raise StreamError(f"this stream failed earlier ({self._broken}); start a new one")
-                if self._flushed:
-                    raise StreamError("this stream was flushed; start a new one")
-                try:
-                    yield
-                except OutputError as e:
-                    self._broken = str(e)
-                    raise
+                yield
         finally:
             self._busy.release()
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        with self._held():
+            if self._broken:
+                raise StreamError(f"this stream failed earlier ({self._broken}); start a new one or reset() it")
+            if self._flushed:
+                raise StreamError("this stream was flushed; start a new one or reset() it")
+            try:
+                yield
+            except OutputError as e:
+                self._broken = str(e)
+                raise
+
+    def reset(self) -> None:
+        """Return the stream to its start, to reuse it for the next song: the carried state and the
+        pending input are zeroed in place and the counters cleared, so nothing is allocated; a
+        flushed or failed stream takes input again. What the stream returns after a reset equals
+        what a new stream's would, bit for bit. Refused with ``StreamError`` while another thread
+        uses the stream (as ``push`` is) and once the codec is closed."""
+        with self._held():
+            for name in self._carried:
+                getattr(self, name).fill(0.0)
+            self._pending.fill(0.0)  # _scratch holds nothing between calls: each use writes what it reads
+            self._pending_len = 0
+            self._first = True
+            self._skip = self._spec.start_skip
+            self._flushed = False
+            self._broken = None
+            self._in_total = self._out_total = 0
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Add input columns (audio ``[C, n]`` or latents ``[latent_dim, k]``, float32, any count);
@@ -253,6 +277,7 @@ class StreamDecoder(_Stream):
     """
 
     _nonfinite_message = "the decoder produced NaN or Inf audio (are the latents from this model's encoder?)"
+    _carried = ("_state", "_context")
 
     def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
         m = codec.manifest.model
@@ -287,6 +312,24 @@ class StreamDecoder(_Stream):
         return self._in_total * self._codec.hop
 
 
+def _check_options(threads: int | None, weight_cache_dir: str | Path | None) -> int:
+    """The thread count, once both load options are known good."""
+    threads = check_threads(threads)
+    if weight_cache_dir is not None and not os.path.isdir(weight_cache_dir):
+        raise ConfigError(f"weight_cache_dir is not a directory: {weight_cache_dir}")
+    return threads
+
+
+def _as_bytes(data: object, name: str) -> bytes:
+    """The contents of a model file given in memory, as immutable ``bytes`` (LiteRT runs them in place)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise ConfigError(f"{name}: expected its contents as bytes, got {type(data).__name__} "
+                      "(Codec.load reads a model directory)")
+
+
 class Codec:
     """A SAME autoencoder exported by ``same-edge export``, run on the CPU through LiteRT.
 
@@ -295,8 +338,8 @@ class Codec:
     >>> y = codec.decode(z)       # [latent_dim, L] -> [2, L * hop]
     """
 
-    def __init__(self, model_dir: Path, manifest: Manifest, graphs: dict[str, Graph]) -> None:
-        self.model_dir = model_dir
+    def __init__(self, model_dir: Path | None, manifest: Manifest, graphs: dict[str, Graph]) -> None:
+        self.model_dir = model_dir  # None for a Codec.from_bytes
         self.manifest = manifest
         self._graphs = graphs
         self._closed = False
@@ -342,29 +385,56 @@ class Codec:
         unknown = set(sides) - set(SIDES)
         if unknown or not sides or isinstance(sides, str):
             raise ConfigError(f"sides must be some of {list(SIDES)}, got {sides!r}")
-        threads = check_threads(threads)
-        if weight_cache_dir is not None and not os.path.isdir(weight_cache_dir):
-            raise ConfigError(f"weight_cache_dir is not a directory: {weight_cache_dir}")
+        threads = _check_options(threads, weight_cache_dir)
         manifest = read_manifest(model_dir)
+        return cls._open(model_dir, manifest, sides, weight_cache_dir, lambda side, spec, cache: Graph(
+            model_dir / GRAPH_FILES[side], threads, cache, size=spec.bytes, sha256=spec.sha256 if verify else None))
+
+    @classmethod
+    def from_bytes(cls, manifest: bytes, encoder: bytes | None = None, decoder: bytes | None = None,
+                   threads: int | None = None, verify: bool = True,
+                   weight_cache_dir: str | Path | None = None) -> Codec:
+        """Load a model an app holds in memory (a package resource, a zip member): the contents of
+        ``manifest.json`` and of the graphs to load, ``encoder.tflite``, ``decoder.tflite`` or both
+        (the sides given are the sides loaded). Checked as ``load`` checks a directory (the
+        manifest, each graph's size, sha256 unless ``verify=False``, structure and embedded
+        manifest), with messages that name ``encoder.tflite (from memory)``; the outputs are
+        ``load``'s bit for bit. ``threads`` and ``weight_cache_dir`` as in ``load``. The bytes are
+        not copied (a ``bytearray`` or ``memoryview`` is, once) and stay referenced while the
+        graphs live; ``model_dir`` is None."""
+        given = {side: _as_bytes(data, GRAPH_FILES[side]) for side, data in zip(SIDES, (encoder, decoder), strict=True)
+                 if data is not None}
+        if not given:
+            raise ConfigError("Codec.from_bytes needs the bytes of encoder.tflite, decoder.tflite or both")
+        threads = _check_options(threads, weight_cache_dir)
+        parsed = parse_manifest(_as_bytes(manifest, MANIFEST_NAME), f"{MANIFEST_NAME} (from memory)")
+        return cls._open(None, parsed, tuple(given), weight_cache_dir, lambda side, spec, cache: Graph.from_bytes(
+            given[side], GRAPH_FILES[side], threads, cache, size=spec.bytes, sha256=spec.sha256 if verify else None))
+
+    @classmethod
+    def _open(cls, model_dir: Path | None, manifest: Manifest, sides: Collection[str], weight_cache_dir: str | Path | None,
+              open_graph: Callable[[str, GraphSpec, str | None], Graph]) -> Codec:
+        """A Codec of the graphs ``open_graph(side, spec, weight_cache)`` opens, each checked against
+        ``manifest`` (its signatures, embedded manifest and tensors)."""
         graphs = {}
         for side in SIDES:
             if side in sides:
                 spec = manifest.graph(side)
                 cache = None if weight_cache_dir is None else weight_cache_file(weight_cache_dir, side, spec.sha256)
-                graphs[side] = Graph(model_dir / GRAPH_FILES[side], threads, cache, size=spec.bytes,
-                                     sha256=spec.sha256 if verify else None)
+                graph = graphs[side] = open_graph(side, spec, cache)
                 expected = set(spec.signatures)
-                if set(graphs[side].signatures) != expected:
-                    raise ModelDirError(f"{graphs[side].path} does not match the manifest: signatures "
-                                        f"{sorted(graphs[side].signatures)}, expected {sorted(expected)}")
-                check_graph(manifest, side, graphs[side])  # its embedded manifest and its tensors
+                if set(graph.signatures) != expected:
+                    raise ModelDirError(f"{graph.source} does not match the manifest: signatures "
+                                        f"{sorted(graph.signatures)}, expected {sorted(expected)}")
+                check_graph(manifest, side, graph)  # its embedded manifest and its tensors
         return cls(model_dir, manifest, graphs)
 
     def _graph(self, side: str) -> Graph:
         try:
             return self._graphs[side]
         except KeyError:
-            raise StreamError(f"this Codec was loaded without its {side} (Codec.load(..., sides=...))") from None
+            how = f"Codec.from_bytes(..., {side}=...)" if self.model_dir is None else "Codec.load(..., sides=...)"
+            raise StreamError(f"this Codec was loaded without its {side} ({how})") from None
 
     def close(self) -> None:
         """Release the LiteRT graphs now rather than when the Codec is collected; a call running on

@@ -75,7 +75,8 @@ def run_demo(codec: Codec, out_dir: str | Path, clip: str | Path | None = None) 
     clip_path = Path(clip) if clip is not None else demo_clip(codec.model_dir)
     if clip_path is None:
         raise AudioFileError("no demo clip found (clip.flac in the model directory or the package); pass a clip")
-    heldout = read_heldout_quality(codec.model_dir)  # read first: a bad one writes nothing
+    # Read first: a bad one writes nothing. A Codec.from_bytes has no directory, so no report.
+    heldout = read_heldout_quality(codec.model_dir) if codec.model_dir is not None else None
     out_dir = Path(out_dir)
     wav, picture = out_dir / "reconstruction.wav", out_dir / "spectrograms.png"
     original = AudioReader(clip_path, codec.sample_rate, codec.channels, downmix=True).read_all()

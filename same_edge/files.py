@@ -172,7 +172,7 @@ def check_latents_fit(codec: Codec, latents: LatentReader) -> None:
     h, (dim, frames) = latents.header, latents.shape
     if h.model_id != codec.manifest.model_id:
         raise LatentFileError(f"{latents.path} was encoded by another model ({h.model_id}); "
-                              f"{codec.model_dir} is {codec.manifest.model_id}")
+                              f"{codec.model_dir or 'the model (loaded from memory)'} is {codec.manifest.model_id}")
     if h.sample_rate != codec.sample_rate or dim != codec.latent_dim \
             or not (frames - 1) * codec.hop < h.length <= frames * codec.hop:
         raise LatentFileError(f"{latents.path} holds {dim} x {frames} latents for {h.length} samples at "

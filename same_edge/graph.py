@@ -222,16 +222,26 @@ def read_graph_file(path: Path, size: int | None = None, sha256: str | None = No
             raise ModelDirError(f"{path} is not a regular file")
         os.set_blocking(fd, True)
         data = f.read() if size is None else f.read(size + 1)
+    check_graph_bytes(data, str(path), size, sha256, read_past_size=True)
+    return data
+
+
+def check_graph_bytes(data: bytes, source: str, size: int | None = None, sha256: str | None = None,
+                      read_past_size: bool = False) -> None:
+    """Refuse graph bytes that are not the size and hash the manifest records (when given) or not a
+    structurally valid ``.tflite`` flatbuffer; ``source`` names them in messages (a path, or
+    ``"encoder.tflite (from memory)"``). ``read_past_size``: ``data`` is a file read up to
+    ``size + 1`` bytes, so a longer one is "more than" that."""
     if size is not None and len(data) != size:
-        raise ModelDirError(f"{path} is {'more than ' if len(data) > size else ''}{len(data)} bytes, the manifest says "
-                            f"{size}: the file is damaged or not this model's")
+        more = "more than " if read_past_size and len(data) > size else ""
+        raise ModelDirError(f"{source} is {more}{len(data)} bytes, the manifest says {size}: the file is damaged or "
+                            "not this model's")
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ModelDirError(f"{path} does not match the sha256 in the manifest: the file is damaged or not this model's")
+        raise ModelDirError(f"{source} does not match the sha256 in the manifest: the file is damaged or not this model's")
     try:
         verify_tflite(data)
     except GraphFileError as e:
-        raise ModelDirError(f"{path} is not a valid .tflite graph ({e})") from None
-    return data
+        raise ModelDirError(f"{source} is not a valid .tflite graph ({e})") from None
 
 
 def _file_size_limited() -> bool:
@@ -254,16 +264,44 @@ class Graph:
     that later loads of this same graph reuse (``weight_cache_file`` names one; never give two
     graphs one file). Under a finite file-size limit (``ulimit -f``) there is no cache: each
     signature packs its own copy (more memory, the same outputs). ``size``/``sha256``: what the
-    file must be (from the manifest). The file is read once (``read_graph_file``).
+    file must be (from the manifest). The file is read once (``read_graph_file``); ``Graph.from_bytes``
+    takes bytes already in memory, checked alike.
+
+    ``path``: the file (None for a graph from memory); ``source``: what messages call the graph (the
+    path, or ``"encoder.tflite (from memory)"``), ``name`` its last part; ``data``: the bytes LiteRT
+    runs (None once closed).
 
     ``close()`` waits for a running call; a call after it raises ``StreamError``.
     """
 
+    path: Path | None
+    source: str
+    name: str
+    data: bytes | None
+
     def __init__(self, path: str | Path, threads: int | None = None, weight_cache: str | None = None,
                  size: int | None = None, sha256: str | None = None) -> None:
         self.path = Path(path)
+        self.source, self.name = str(self.path), self.path.name
+        self._open(read_graph_file(self.path, size, sha256), threads, weight_cache)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str, threads: int | None = None, weight_cache: str | None = None,
+                   size: int | None = None, sha256: str | None = None) -> Graph:
+        """A graph from its bytes (a ``.tflite`` file's contents, ``bytes``: LiteRT runs them in place,
+        so they must not change), checked as a file is; ``name``: its file name, for messages
+        (``"encoder.tflite"`` is called ``"encoder.tflite (from memory)"``)."""
+        if not isinstance(data, bytes):
+            raise ConfigError(f"{name} must be bytes, got {type(data).__name__}")
+        graph = cls.__new__(cls)
+        graph.path, graph.source = None, f"{name} (from memory)"
+        graph.name = graph.source
+        check_graph_bytes(data, graph.source, size, sha256)
+        graph._open(data, threads, weight_cache)
+        return graph
+
+    def _open(self, data: bytes, threads: int | None, weight_cache: str | None) -> None:
         self.threads = check_threads(threads)
-        data = read_graph_file(self.path, size, sha256)
         cache_dir = None
         if _file_size_limited():
             weight_cache = ""  # XNNPACK's "no cache"
@@ -287,8 +325,9 @@ class Graph:
                 environment.close()  # here, silenced, rather than whenever it is collected
                 if cache_dir is not None:
                     shutil.rmtree(cache_dir, ignore_errors=True)
-                raise ModelDirError(f"{self.path} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
+                raise ModelDirError(f"{self.source} could not be loaded by LiteRT ({str(e).strip().splitlines()[0]})") from None
         self._lock = lock
+        self.data = data
         # Released when the graph is collected or, at the latest, at interpreter exit; LiteRT runs
         # `data` in place: it lives as long as the model.
         self._finalizer = weakref.finalize(self, _release, self.signatures, model, environment, cache_dir, data)
@@ -297,7 +336,7 @@ class Graph:
         try:
             return self.signatures[key]
         except KeyError:
-            raise ModelDirError(f"{self.path.name} has no signature {key!r} (has {sorted(self.signatures)})") from None
+            raise ModelDirError(f"{self.name} has no signature {key!r} (has {sorted(self.signatures)})") from None
 
     def close(self) -> None:
         """Release LiteRT's model, buffers and environment now (otherwise done when collected),
@@ -306,3 +345,4 @@ class Graph:
             for sig in self.signatures.values():
                 sig.closed = True
             self._finalizer()
+            self.data = None

@@ -340,38 +340,58 @@ def read_manifest(model_dir: str | Path) -> Manifest:
         raise ModelDirError(f"model directory not found: {model_dir}")
     if not path.is_file():
         raise ModelDirError(f"{model_dir} has no {MANIFEST_NAME}: not a directory written by `same-edge export`")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
+    if path.stat().st_size > MAX_MANIFEST_BYTES:  # before reading it
         raise ModelDirError(f"{path} is {path.stat().st_size} bytes: too large to be a manifest")
-    try:
-        manifest = Manifest.from_json(path.read_bytes())  # bytes: its UTF-8 is checked with its JSON
-    except ModelDirError as e:
-        raise ModelDirError(f"{path}: {e}") from None
+    manifest = parse_manifest(path.read_bytes(), str(path))
     for side in SIDES:
         if not (model_dir / GRAPH_FILES[side]).is_file():
             raise ModelDirError(f"{model_dir} is missing {GRAPH_FILES[side]}")
     return manifest
 
 
+def parse_manifest(data: bytes, source: str) -> Manifest:
+    """Validate the contents of a ``manifest.json`` as ``read_manifest`` does (its size, strict JSON,
+    every field); ``source`` names it in messages: its path, or ``"manifest.json (from memory)"``.
+    Bytes, not text: its UTF-8 is checked with its JSON."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ModelDirError(f"{source} is {len(data)} bytes: too large to be a manifest")
+    try:
+        return Manifest.from_json(data)
+    except ModelDirError as e:
+        raise ModelDirError(f"{source}: {e}") from None
+
+
 def read_embedded_manifest(tflite_path: str | Path) -> dict[str, Any] | None:
     """The manifest embedded in a ``.tflite`` file's metadata (decoded JSON), or None if it has none.
     The file is mapped, not read: only the flatbuffer's tables and the entry are touched."""
+    try:
+        with open(tflite_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return embedded_manifest(data, str(tflite_path))
+    except ModelDirError:
+        raise
+    except (OSError, ValueError) as e:  # mapping an empty file is a ValueError
+        raise ModelDirError(f"{tflite_path} is not a readable .tflite file ({e})") from None
+
+
+def embedded_manifest(data: bytes | mmap.mmap, source: str) -> dict[str, Any] | None:
+    """The manifest embedded in the metadata of a ``.tflite`` graph's bytes (decoded JSON), or None
+    if it has none; ``source`` names the graph in messages."""
     from .flatbuffer import metadata_entry
 
     try:
-        with open(tflite_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            payload = metadata_entry(data, METADATA_KEY)
-    except (OSError, ValueError) as e:  # GraphFileError is a ValueError, as is mapping an empty file
-        raise ModelDirError(f"{tflite_path} is not a readable .tflite file ({e})") from None
+        payload = metadata_entry(data, METADATA_KEY)
+    except ValueError as e:  # GraphFileError is a ValueError
+        raise ModelDirError(f"{source} is not a readable .tflite file ({e})") from None
     if payload is None:
         return None
     if len(payload) > MAX_MANIFEST_BYTES:
-        raise ModelDirError(f"{tflite_path} embeds a manifest of {len(payload)} bytes: too large to be one")
+        raise ModelDirError(f"{source} embeds a manifest of {len(payload)} bytes: too large to be one")
     try:
         embedded = loads_json(payload)
     except (ValueError, RecursionError) as e:
-        raise ModelDirError(f"{tflite_path} embeds a manifest that is not valid JSON ({str(e)[:80]})") from None
+        raise ModelDirError(f"{source} embeds a manifest that is not valid JSON ({str(e)[:80]})") from None
     if not isinstance(embedded, dict):
-        raise ModelDirError(f"{tflite_path} embeds a manifest that is not a JSON object")
+        raise ModelDirError(f"{source} embeds a manifest that is not a JSON object")
     return embedded
 
 
@@ -432,26 +452,28 @@ def check_graph(manifest: Manifest, side: str, graph: Any) -> None:
     the manifest its metadata embeds must be manifest.json's (but for ``FILE_FIELDS``: an edited start
     skip or sample rate would shift or mislabel the output silently), and its signatures must take
     and give the manifest's tensors. A graph that embeds no manifest is refused: every export embeds one.
-    Raises ``ModelDirError`` naming the first difference."""
-    path = Path(graph.path)
-    embedded = read_embedded_manifest(path)
+    Raises ``ModelDirError`` naming the first difference. The embedded manifest is read from the
+    bytes the graph runs; a graph loaded from memory (``graph.path`` None) is named as it was given."""
+    source = graph.source
+    embedded = embedded_manifest(graph.data, source)
     if embedded is None:
-        raise ModelDirError(f"{path.name} embeds no manifest (metadata {METADATA_KEY!r}): {path} is not a graph "
+        raise ModelDirError(f"{graph.name} embeds no manifest (metadata {METADATA_KEY!r}): {source} is not a graph "
                             "written by `same-edge export`")
     if manifest.document is not None:
         found = _first_difference(manifest.document, embedded)
         if found:
             dotted, ours, theirs = found
-            raise ModelDirError(f"{path.parent}: {MANIFEST_NAME} says {_field_name(dotted)} {_brief(ours)}, {path.name} "
+            where = f"{MANIFEST_NAME} (from memory)" if graph.path is None else f"{graph.path.parent}: {MANIFEST_NAME}"
+            raise ModelDirError(f"{where} says {_field_name(dotted)} {_brief(ours)}, {graph.name} "
                                 f"embeds {_brief(theirs)} (the manifest was edited, or the graphs are from another export)")
     described = manifest.graph(side).signatures
     for name, signature in graph.signatures.items():
         spec = described.get(name)
         if spec is None:
-            raise ModelDirError(f"{path} does not match the manifest: it has a signature {name!r} the manifest lacks")
+            raise ModelDirError(f"{source} does not match the manifest: it has a signature {name!r} the manifest lacks")
         for got, want in ((signature.inputs, spec.inputs), (signature.outputs, spec.outputs)):
             for tensor in [*want, *(t for t in got if t not in want)]:
                 if tuple(got.get(tensor, ())) != tuple(want.get(tensor, ())):
-                    raise ModelDirError(f"{path} does not match the manifest: {name}.{tensor} is "
+                    raise ModelDirError(f"{source} does not match the manifest: {name}.{tensor} is "
                                         f"{_brief(list(got[tensor])) if tensor in got else '(absent)'}, the manifest "
                                         f"says {_brief(list(want[tensor])) if tensor in want else '(absent)'}")

@@ -9,7 +9,6 @@ loader, libsame_edge, and libsame_edge under ASan and UBSan."""
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -20,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_native import ASAN_BUILD, ASAN_FLAGS, BUILD, DEMO, SE_ERR_MODEL, SE_OK, Native, _cmake_build, _sanitized_env
+from test_native import (
+    ASAN_BUILD,
+    ASAN_FLAGS,
+    BUILD,
+    DEMO,
+    SE_ERR_MODEL,
+    SE_OK,
+    Native,
+    _cmake_build,
+    _open_status,
+    _sanitized_env,
+)
 
 from same_edge import Codec, ModelDirError
 from same_edge.flatbuffer import _model, metadata_entry
@@ -87,14 +97,9 @@ def _python_verdict(model_dir: Path) -> tuple[str, str]:
 
 
 def _c_verdict(native: Native, model_dir: Path) -> tuple[str, str]:
-    options = (ctypes.c_int * 8)()
-    native.lib.se_model_options_init(options)
-    options[0] = 1
-    h, err = ctypes.c_void_p(), ctypes.create_string_buffer(600)
-    status = native.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(h), err, 600)
-    native.lib.se_model_close(h)
-    assert status in (SE_OK, SE_ERR_MODEL), err.value.decode()
-    return ("accept" if status == SE_OK else "refuse"), err.value.decode()
+    status, message = _open_status(native, model_dir)
+    assert status in (SE_OK, SE_ERR_MODEL), message
+    return ("accept" if status == SE_OK else "refuse"), message
 
 
 def _asan_verdict(asan_build: Path, model_dir: Path) -> tuple[str, str]:

@@ -70,10 +70,11 @@ class Native:
     def __init__(self, path: Path) -> None:
         lib = self.lib = ctypes.CDLL(str(path))
         vp, sz, fp = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p
-        lib.se_version.restype = ctypes.c_char_p
-        lib.se_model_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp), ctypes.c_char_p, sz]
+        lib.se_version.restype = lib.se_litert_version.restype = lib.se_last_error.restype = ctypes.c_char_p
+        lib.se_model_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp)]
         lib.se_model_close.argtypes = [vp]
-        for name in ("se_model_error", "se_stream_error", "se_model_id", "se_model_precision"):
+        lib.se_model_close.restype = None
+        for name in ("se_model_id", "se_model_precision"):
             getattr(lib, name).restype = ctypes.c_char_p
             getattr(lib, name).argtypes = [vp]
         for name in ("se_model_sample_rate", "se_model_channels", "se_model_latent_dim", "se_model_hop", "se_model_threads",
@@ -81,7 +82,7 @@ class Native:
             getattr(lib, name).argtypes = [vp]
         for name in ("se_encoder_create", "se_decoder_create"):
             getattr(lib, name).argtypes = [vp, ctypes.c_int, ctypes.POINTER(vp)]
-        lib.se_stream_free.argtypes = [vp]
+        lib.se_stream_free.argtypes = lib.se_stream_reset.argtypes = [vp]
         lib.se_stream_push_output_size.argtypes = [vp, sz]
         lib.se_stream_push_output_size.restype = sz
         lib.se_stream_flush_output_size.argtypes = [vp]
@@ -89,12 +90,18 @@ class Native:
         lib.se_stream_push.argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
         lib.se_stream_flush.argtypes = [vp, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
         for name in ("se_encode", "se_decode"):
-            getattr(lib, name).argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz)]
+            getattr(lib, name).argtypes = [vp, fp, sz, ctypes.c_int, fp, sz, ctypes.POINTER(sz), vp]
+
+    def error(self) -> str:
+        """This thread's latest failure."""
+        return self.lib.se_last_error().decode()
 
 
 class ModelOptions(ctypes.Structure):
-    _fields_ = [("threads", ctypes.c_int), ("sides", ctypes.c_int), ("weight_cache_dir", ctypes.c_char_p),
-                ("verify_sha256", ctypes.c_int), ("litert_log_severity", ctypes.c_int)]
+    _fields_ = [("struct_size", ctypes.c_size_t), ("threads", ctypes.c_int), ("sides", ctypes.c_int),
+                ("weight_cache_dir", ctypes.c_char_p), ("skip_sha256", ctypes.c_int), ("log_level", ctypes.c_int),
+                ("log_callback", ctypes.c_void_p), ("log_user_data", ctypes.c_void_p), ("litert_log_level", ctypes.c_int),
+                ("reserved", ctypes.c_int)]
 
 
 class Model:
@@ -109,9 +116,8 @@ class Model:
         if weight_cache_dir is not None:
             options.weight_cache_dir = str(weight_cache_dir).encode()
         self.h = ctypes.c_void_p()
-        err = ctypes.create_string_buffer(600)
-        status = lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(self.h), err, 600)
-        assert status == SE_OK, err.value.decode()
+        status = lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(self.h))
+        assert status == SE_OK, native.error()
         self.channels, self.dim = lib.se_model_channels(self.h), lib.se_model_latent_dim(self.h)
         self.hop = lib.se_model_hop(self.h)
 
@@ -123,8 +129,8 @@ class Model:
         got = ctypes.c_size_t()
         src = np.ascontiguousarray(x if layout == PLANAR else x.T)
         status = getattr(self.n.lib, fn)(self.h, src.ctypes.data, x.shape[1], layout, out.ctypes.data, cols_out,
-                                         ctypes.byref(got))
-        assert status == SE_OK, self.n.lib.se_model_error(self.h)
+                                         ctypes.byref(got), None)
+        assert status == SE_OK, self.n.error()
         assert got.value == cols_out
         return out if layout == PLANAR else np.ascontiguousarray(out.T)
 
@@ -143,7 +149,7 @@ class Stream:
         self.m, self.lib = model, model.n.lib
         self.h = ctypes.c_void_p()
         create = self.lib.se_decoder_create if decoder else self.lib.se_encoder_create
-        assert create(model.h, largest_window, ctypes.byref(self.h)) == SE_OK, self.lib.se_model_error(model.h)
+        assert create(model.h, largest_window, ctypes.byref(self.h)) == SE_OK, model.n.error()
         self.rows_out = model.channels if decoder else model.dim
 
     def _out(self, cols: int, layout: int) -> np.ndarray:
@@ -158,7 +164,7 @@ class Stream:
         src = np.ascontiguousarray(x if layout == PLANAR else x.T)
         status = self.lib.se_stream_push(self.h, src.ctypes.data, x.shape[1], layout, out.ctypes.data, max(want, 1),
                                          ctypes.byref(got))
-        assert status == SE_OK, self.lib.se_stream_error(self.h)
+        assert status == SE_OK, self.m.n.error()
         assert got.value == want
         return self._result(out, got.value, layout)
 
@@ -166,9 +172,12 @@ class Stream:
         want = self.lib.se_stream_flush_output_size(self.h)
         out, got = self._out(want, layout), ctypes.c_size_t()
         status = self.lib.se_stream_flush(self.h, layout, out.ctypes.data, max(want, 1), ctypes.byref(got))
-        assert status == SE_OK, self.lib.se_stream_error(self.h)
+        assert status == SE_OK, self.m.n.error()
         assert got.value == want
         return self._result(out, got.value, layout)
+
+    def reset(self) -> None:
+        assert self.lib.se_stream_reset(self.h) == SE_OK, self.m.n.error()
 
     def free(self) -> None:
         self.lib.se_stream_free(self.h)
@@ -210,11 +219,29 @@ def _pieces(total: int, rng: np.random.Generator, largest: int) -> list[int]:
     return [s for s in sizes if s]
 
 
-def test_library_version_is_the_header_version(native):
-    header = (ROOT / "native" / "include" / "same_edge.h").read_text()
-    major, minor, patch = (int(re.search(rf"#define SE_VERSION_{k} (\d+)", header).group(1)) for k in ("MAJOR", "MINOR", "PATCH"))
-    assert native.lib.se_version().decode() == f"{major}.{minor}.{patch}"
+def test_one_version_for_the_package_the_library_its_header_cmake_project_and_soname(build, native):
+    import same_edge
+
+    version = (ROOT / "same_edge" / "VERSION").read_text().strip()
+    major, minor, patch = (int(k) for k in version.split("."))
+    assert same_edge.__version__ == version
+    header = (build / "include" / "same_edge_version.h").read_text()
+    assert [int(re.search(rf"#define SE_VERSION_{k} (\d+)", header).group(1)) for k in ("MAJOR", "MINOR", "PATCH")] == \
+        [major, minor, patch]
+    assert native.lib.se_version().decode() == version
     assert native.lib.se_version_number() == major * 10000 + minor * 100 + patch
+    assert (build / f"libsame_edge.so.{version}").is_file()
+    soname = subprocess.run(["objdump", "-p", str(build / "libsame_edge.so")], capture_output=True, text=True,
+                            check=True).stdout
+    assert re.search(rf"SONAME\s+libsame_edge\.so\.{major}\n", soname)  # 1.x keeps the ABI: one soname
+
+
+def test_the_minimum_litert_version_is_the_same_in_c_and_in_pyproject(native):
+    header = (ROOT / "native" / "include" / "same_edge.h").read_text()
+    floor = re.search(r'#define SE_LITERT_MIN_VERSION "([\d.]+)"', header).group(1)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"ai-edge-litert>={floor},' in pyproject
+    assert native.lib.se_litert_version().decode() == floor  # the wheel installed here is that release
 
 
 def test_model_facts_match_the_python_runtime(pair):
@@ -374,10 +401,11 @@ def _open_status(native: Native, model_dir: Path, threads: int = 1, weight_cache
     options.threads = threads
     if weight_cache_dir is not None:
         options.weight_cache_dir = str(weight_cache_dir).encode()
-    h, err = ctypes.c_void_p(), ctypes.create_string_buffer(600)
-    status = native.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(h), err, 600)
+    h = ctypes.c_void_p()
+    status = native.lib.se_model_open(str(model_dir).encode(), ctypes.addressof(options), ctypes.byref(h))
+    message = native.error() if status != SE_OK else ""
     native.lib.se_model_close(h)
-    return status, err.value.decode()
+    return status, message
 
 
 def _damaged(tmp_path: Path, damage: str) -> Path:
@@ -475,26 +503,27 @@ def test_wrong_sizes_push_after_flush_and_null_pointers_give_a_status(native):
     assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, None) == SE_ERR_ARGUMENT
     x[0, 1] = np.nan
     assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
-    assert b"NaN" in lib.se_stream_error(enc.h)
+    assert "NaN" in native.error()
     x[0, 1] = 0
     enc.push(x)  # the failed calls consumed nothing
     enc.flush()
     assert lib.se_stream_push(enc.h, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_STATE
-    assert b"flushed" in lib.se_stream_error(enc.h)
+    assert "flushed" in native.error()
     assert lib.se_stream_push(None, x.ctypes.data, 5, PLANAR, out.ctypes.data, 8, ctypes.byref(got)) == SE_ERR_ARGUMENT
     assert lib.se_stream_flush(None, PLANAR, None, 0, ctypes.byref(got)) == SE_ERR_ARGUMENT
-    assert lib.se_encode(None, None, 0, PLANAR, None, 0, ctypes.byref(got)) == SE_ERR_ARGUMENT
+    assert lib.se_encode(None, None, 0, PLANAR, None, 0, ctypes.byref(got), None) == SE_ERR_ARGUMENT
     assert lib.se_encoder_create(m.h, -1, ctypes.byref(ctypes.c_void_p())) == SE_ERR_ARGUMENT
     enc.free()
     m.close()
 
 
-def test_a_runtime_older_than_2_2_is_refused_with_a_clear_error(build, tmp_path):
-    """A stand-in libLiteRt.so with every symbol the library uses except LiteRtGetCompiledModelEnvironment
-    (new in LiteRT 2.2): opening a model says which version is needed."""
+def test_a_runtime_older_than_2_3_is_refused_with_a_clear_error(build, tmp_path):
+    """A stand-in libLiteRt.so with every symbol the library uses except
+    LiteRtCompiledModelIsNonCpuFullyAccelerated (new in LiteRT 2.3): opening a model says which
+    version is needed."""
     undefined = subprocess.run(["nm", "-D", "--undefined-only", str(build / "libsame_edge.so")], capture_output=True,
                                text=True, check=True).stdout
-    names = sorted({m for m in re.findall(r"\b(LiteRt\w+)", undefined) if m != "LiteRtGetCompiledModelEnvironment"})
+    names = sorted({m for m in re.findall(r"\b(LiteRt\w+)", undefined) if m != "LiteRtCompiledModelIsNonCpuFullyAccelerated"})
     (tmp_path / "stub.c").write_text("".join(f"int {n}(void) {{ return 1; }}\n" for n in names))
     (tmp_path / "vers.map").write_text("VERS_1.0 { global: *; };\n")
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "libLiteRt.so"), str(tmp_path / "stub.c"),
@@ -502,7 +531,7 @@ def test_a_runtime_older_than_2_2_is_refused_with_a_clear_error(build, tmp_path)
     done = subprocess.run([str(build / "se_selftest"), "open", str(DEMO)], capture_output=True, text=True,
                           env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)})
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "SE_ERR_RUNTIME" in done.stdout and "older than 2.2" in done.stdout
+    assert "SE_ERR_RUNTIME" in done.stdout and "older than 2.3" in done.stdout
 
 
 # -- the C test programs, normal and under ASan + UBSan --------------------------------------------
@@ -540,6 +569,11 @@ def _selftest(request, sanitized: bool, *args: str, timeout: int = 300, **kwargs
                           timeout=timeout, **kwargs)
 
 
+def _selftest_passes(request, sanitized: bool, *args: str) -> None:
+    done = _selftest(request, sanitized, *args)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+
+
 def _model_copy(tmp_path: Path) -> Path:
     d = tmp_path / "model"
     shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("*.flac", "*.safetensors", "*.md"))
@@ -550,26 +584,66 @@ def _model_copy(tmp_path: Path) -> Path:
 def test_graph_files_replaced_in_place_while_a_model_runs_change_no_output_and_crash_nothing(request, tmp_path, sanitized):
     """Truncated, then rewritten with other bytes, as `cp new.tflite` over them: a mapped graph
     would kill the process with SIGBUS (exit -7) on its next run."""
-    done = _selftest(request, sanitized, "replace", str(_model_copy(tmp_path)))
-    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+    _selftest_passes(request, sanitized, "replace", str(_model_copy(tmp_path)))
 
 
 @SANITIZED_C
 def test_one_stream_pushed_from_two_threads_at_once_refuses_one_call_with_a_state_error(request, sanitized):
-    done = _selftest(request, sanitized, "two-threads", str(DEMO))
-    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+    _selftest_passes(request, sanitized, "two-threads", str(DEMO))
 
 
 @SANITIZED_C
-def test_closing_a_model_while_a_stream_lives_is_refused_and_both_stay_usable(request, sanitized):
-    done = _selftest(request, sanitized, "close-with-stream", str(DEMO))
-    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+def test_a_stream_keeps_its_closed_model_alive_and_the_last_stream_frees_it(request, sanitized):
+    _selftest_passes(request, sanitized, "close-with-stream", str(DEMO))
+
+
+@SANITIZED_C
+def test_an_older_smaller_options_struct_works_zero_is_the_defaults_and_unknown_newer_fields_are_refused(request,
+                                                                                                      sanitized):
+    _selftest_passes(request, sanitized, "abi", str(DEMO))
+
+
+@SANITIZED_C
+def test_a_model_opened_from_memory_or_file_ranges_equals_the_directory_and_refuses_the_same_damage(request, tmp_path,
+                                                                                                   sanitized):
+    _selftest_passes(request, sanitized, "sources", str(DEMO), str(tmp_path / "packed.apk"))
+
+
+@SANITIZED_C
+def test_a_reset_stream_gives_what_a_new_stream_gives_mid_stream_and_after_a_flush(request, sanitized):
+    _selftest_passes(request, sanitized, "reset", str(DEMO))
+
+
+@SANITIZED_C
+def test_log_abort_and_progress_callbacks(request, sanitized):
+    _selftest_passes(request, sanitized, "callbacks", str(DEMO))
+
+
+@SANITIZED_C
+def test_each_thread_reads_its_own_error_message(request, sanitized):
+    _selftest_passes(request, sanitized, "errors-per-thread")
+
+
+@pytest.mark.parametrize("model", ["demo", "tiny-fp32"])
+def test_streams_reset_between_songs_are_bit_identical_to_python(native, request, model):
+    model_dir = DEMO if model == "demo" else request.getfixturevalue("export_dir")("fp32")
+    m, codec = Model(native, model_dir), Codec.load(model_dir, threads=THREADS)
+    rng = np.random.default_rng(5)
+    enc, dec = m.stream(decoder=False), m.stream(decoder=True)
+    for song in range(3):
+        x = _audio(codec, int(rng.integers(1, 9 * codec.hop)), seed=song)
+        z = np.concatenate([enc.push(x[:, :4321]), enc.push(x[:, 4321:]), enc.flush()], axis=1)
+        np.testing.assert_array_equal(z, codec.encode(x))
+        y = np.concatenate([dec.push(z), dec.flush()], axis=1)
+        np.testing.assert_array_equal(y, codec.decode(z))
+        enc.reset(), dec.reset()
+    enc.free(), dec.free()
+    m.close(), codec.close()
 
 
 @SANITIZED_C
 def test_output_sizes_that_overflow_are_size_max_and_such_pushes_are_refused(request, sanitized):
-    done = _selftest(request, sanitized, "sizes", str(DEMO))
-    assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
+    _selftest_passes(request, sanitized, "sizes", str(DEMO))
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "encoder.tflite", "decoder.tflite"])
@@ -622,7 +696,7 @@ def test_an_empty_cpp_stream_throws_instead_of_dividing_by_zero_and_a_cpp_model_
     exe = tmp_path / "wrapper_check"
     flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-g"] if sanitized else []
     subprocess.run(["c++", "-std=c++20", "-Wall", "-Werror", *flags, "-o", str(exe),
-                    str(ROOT / "native" / "tests" / "wrapper_check.cpp"), f"-I{ROOT / 'native' / 'include'}", f"-L{tree}",
+                    str(ROOT / "native" / "tests" / "wrapper_check.cpp"), f"-I{tree / 'include'}", f"-L{tree}",
                     "-lsame_edge", f"-Wl,-rpath,{tree}", f"-Wl,-rpath,{_litert_library().parent}"],
                    check=True, capture_output=True)
     done = subprocess.run([str(exe), str(DEMO)], capture_output=True, text=True, env=_sanitized_env(), timeout=300)
@@ -649,12 +723,47 @@ def test_the_streaming_examples_in_the_docs_compile_and_run(build, tmp_path, lan
     source.write_text(_doc_block(language, "int main"))
     exe = tmp_path / "example"
     std = ["-std=c11"] if language == "c" else ["-std=c++20"]
-    subprocess.run([compiler, *std, "-Wall", "-Werror", "-o", str(exe), str(source), f"-I{ROOT / 'native' / 'include'}",
+    subprocess.run([compiler, *std, "-Wall", "-Werror", "-o", str(exe), str(source), f"-I{build / 'include'}",
                     f"-L{build}", "-lsame_edge", f"-Wl,-rpath,{build}", f"-Wl,-rpath,{_litert_library().parent}"],
                    check=True, capture_output=True)
     done = subprocess.run([str(exe), str(DEMO)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "frames in" in done.stdout
+
+
+def test_the_header_opens_with_a_streaming_example_that_compiles_and_runs(build, tmp_path):
+    header = (ROOT / "native" / "include" / "same_edge.h").read_text()
+    example = re.search(r" \* example-begin\n(.*?) \* example-end\n", header, re.S).group(1)
+    source = tmp_path / "example.c"
+    source.write_text("".join(line[5:] + "\n" for line in example.splitlines()))
+    exe = tmp_path / "example"
+    subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(source), f"-I{build / 'include'}",
+                    f"-L{build}", "-lsame_edge", f"-Wl,-rpath,{build}", f"-Wl,-rpath,{_litert_library().parent}"],
+                   check=True, capture_output=True)
+    codec = Codec.load(DEMO, threads=2)
+    x = _audio(codec, 3 * codec.hop + 1234)
+    (tmp_path / "audio.f32").write_bytes(np.ascontiguousarray(x.T).tobytes())
+    done = subprocess.run([str(exe), str(DEMO), str(tmp_path / "audio.f32")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.split() == [str(4), "latent", "frames,", str(4 * codec.hop), "samples"]
+    missing = subprocess.run([str(exe), str(tmp_path / "nowhere"), str(tmp_path / "audio.f32")], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 1 and "model directory not found" in missing.stderr
+
+
+@pytest.mark.parametrize("language,compiler,std", [("c", "cc", "-std=c11"), ("c++", "c++", "-std=c++20")])
+def test_the_headers_compile_warning_free_in_c11_and_cpp20_and_a_deprecated_call_warns(build, tmp_path, language,
+                                                                                     compiler, std):
+    include = "same_edge.hpp" if language == "c++" else "same_edge.h"
+    source = tmp_path / ("check.cpp" if language == "c++" else "check.c")
+    source.write_text(f'#include "{include}"\nint main(void) {{ return se_version_number() > 0 ? 0 : 1; }}\n')
+    flags = [compiler, std, "-Wall", "-Wextra", "-Wpedantic", "-Werror", f"-I{build / 'include'}", "-c", "-o",
+             str(tmp_path / "check.o")]
+    done = subprocess.run([*flags, str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    source.write_text(f'#include "{include}"\nint main(void) {{ return se_model_error(0)[0]; }}\n')
+    done = subprocess.run([*flags, str(source)], capture_output=True, text=True)
+    assert done.returncode != 0 and "use se_last_error()" in done.stderr  # -Werror=deprecated-declarations
 
 
 # -- same-edge-native ----------------------------------------------------------------------------

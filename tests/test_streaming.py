@@ -1,5 +1,7 @@
 """Chained windows with their state equal the whole-sequence model: start, end, odd lengths, any push size."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
@@ -223,26 +225,34 @@ def test_an_encoder_stream_and_a_decoder_stream_run_on_two_threads_at_once(codec
     assert np.array_equal(got["z"], z) and np.array_equal(got["y"], codec.decode(z))
 
 
-def test_one_stream_pushed_from_two_threads_at_once_is_refused(codec, monkeypatch):
+@contextmanager
+def _pushed_on_another_thread(stream, monkeypatch):
+    """While inside: another thread's push of a chunk is held inside the stream (in its window)."""
     import threading
 
-    enc = codec.stream_encoder()
     inside, release = threading.Event(), threading.Event()
-    original = enc._window
+    original = stream._window
 
-    def slow_window(*args):  # hold the first push inside the stream
+    def slow_window(*args):
         inside.set()
         release.wait(10)
         return original(*args)
 
-    monkeypatch.setattr(enc, "_window", slow_window)
-    first = threading.Thread(target=enc.push, args=(np.zeros((2, 8192), np.float32),))
-    first.start()
+    monkeypatch.setattr(stream, "_window", slow_window)
+    pusher = threading.Thread(target=stream.push, args=(np.zeros((2, 8192), np.float32),))
+    pusher.start()
     assert inside.wait(10)
-    with pytest.raises(StreamError, match="another thread"):
+    try:
+        yield
+    finally:
+        release.set()
+        pusher.join()
+
+
+def test_one_stream_pushed_from_two_threads_at_once_is_refused(codec, monkeypatch):
+    enc = codec.stream_encoder()
+    with _pushed_on_another_thread(enc, monkeypatch), pytest.raises(StreamError, match="another thread"):
         enc.push(np.zeros((2, 10), np.float32))
-    release.set()
-    first.join()
 
 
 def test_latents_that_decode_to_non_finite_audio_are_an_error_and_the_stream_stays_failed():
@@ -283,3 +293,83 @@ def test_streams_return_exactly_one_frame_per_hop_begun_and_one_hop_per_frame(sa
     dec = codec.stream_decoder()
     y = np.concatenate([dec.push(z[:, :1]), dec.push(z[:, 1:]), dec.flush()], axis=1)
     assert y.shape == (codec.channels, z.shape[1] * codec.hop)
+
+
+def _make_stream(codec, side, largest_window):
+    return codec.stream_encoder(largest_window) if side == "encoder" else codec.stream_decoder(largest_window)
+
+
+def _song(side, seed):
+    """An encoder's audio or a decoder's latents, of an odd length (a partial chunk stays pending)."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 0.1, (2, 5 * 8192 + 1234)) if side == "encoder" else rng.normal(0, 1, (8, 11))).astype(np.float32)
+
+
+def _pushed(stream, x, pieces=3):
+    """Push ``x`` in ``pieces`` uneven blocks, then flush: the whole output."""
+    cuts = sorted({x.shape[1] * i * i // (pieces * pieces) for i in range(1, pieces)})
+    return np.concatenate([stream.push(part) for part in np.split(x, cuts, axis=1)] + [stream.flush()], axis=1)
+
+
+def _fail_a_push(stream, x):
+    """Push ``x`` through windows that run (state carried) but return non-finite output: an OutputError."""
+    from same_edge import OutputError
+
+    original = stream._window
+    stream._window = lambda *args: original(*args) * np.float32(np.inf)
+    try:
+        with pytest.raises(OutputError):
+            stream.push(x)
+    finally:
+        del stream._window
+    with pytest.raises(StreamError, match="failed earlier"):
+        stream.push(x)
+
+
+@pytest.mark.parametrize("largest_window", [1, None])
+@pytest.mark.parametrize("side", ["encoder", "decoder"])
+@pytest.mark.parametrize("before", ["mid-stream", "after flush", "after a failed push"])
+def test_a_reset_stream_gives_a_new_streams_output_bit_for_bit(codec, side, largest_window, before):
+    first, second = _song(side, 1), _song(side, 2)
+    stream = _make_stream(codec, side, largest_window)
+    if before == "mid-stream":
+        stream.push(first[:, : first.shape[1] * 2 // 3])  # state carried, input pending
+    elif before == "after flush":
+        _pushed(stream, first)
+    else:
+        _fail_a_push(stream, first)
+    stream.reset()
+    expected = _pushed(_make_stream(codec, side, largest_window), second)
+    assert np.array_equal(_pushed(stream, second), expected)
+    stream.reset()  # and again, after a reset stream's own flush
+    assert np.array_equal(_pushed(stream, second), expected)
+
+
+@pytest.mark.parametrize("side", ["encoder", "decoder"])
+def test_a_reset_allocates_nothing_it_zeroes_the_streams_own_arrays(codec, side):
+    x = _song(side, 3)
+    stream = _make_stream(codec, side, 1)
+    stream.push(x[:, : x.shape[1] // 2 + 1])
+    arrays = {name: getattr(stream, name) for name in ("_state", "_pending", "_context") if hasattr(stream, name)}
+    assert len(arrays) == (2 if side == "encoder" else 3) and any(a.any() for a in arrays.values())
+    stream.reset()
+    for name, array in arrays.items():
+        assert getattr(stream, name) is array and not array.any(), name
+    assert (stream._pending_len, stream._in_total, stream._out_total, stream._first) == (0, 0, 0, True)
+
+
+def test_a_reset_while_another_thread_pushes_is_refused(codec, monkeypatch):
+    enc = codec.stream_encoder()
+    with _pushed_on_another_thread(enc, monkeypatch), pytest.raises(StreamError, match="another thread"):
+        enc.reset()
+    assert enc._in_total == 8192  # the push went on, untouched
+    enc.reset()  # free again: accepted
+    assert enc._in_total == 0
+
+
+def test_a_reset_after_the_codec_is_closed_is_refused(export_dir):
+    codec = Codec.load(export_dir("fp32"), threads=1)
+    dec = codec.stream_decoder()
+    codec.close()
+    with pytest.raises(StreamError, match="closed"):
+        dec.reset()

@@ -363,17 +363,16 @@ static se_model *load(const args *a, int sides) {
   se_model_options_init(&o);
   o.threads = a->threads;
   o.sides = sides;
-  char err[600];
   se_model *m = NULL;
   /* TFLite's core prints one INFO line when it creates XNNPACK; this program is single-threaded
    * here, so stderr is quiet for the open (a library cannot do this for an app). */
   fflush(stderr);
   int saved = dup(2), null = open("/dev/null", O_WRONLY);
   if (saved >= 0 && null >= 0) dup2(null, 2);
-  se_status st = se_model_open(a->model, &o, &m, err, sizeof err);
+  se_status st = se_model_open(a->model, &o, &m);
   if (saved >= 0) dup2(saved, 2), close(saved);
   if (null >= 0) close(null);
-  if (st != SE_OK) die("%s", err);
+  if (st != SE_OK) die("%s", se_last_error());
   return m;
 }
 
@@ -404,14 +403,14 @@ static float *room(buffer *b, size_t cols) {
 static size_t push(se_stream *s, const float *in, size_t n, buffer *out) {
   size_t want = se_stream_push_output_size(s, n), got = 0;
   room(out, want);
-  if (se_stream_push(s, in, n, SE_INTERLEAVED, out->data, out->cap, &got) != SE_OK) die("%s", se_stream_error(s));
+  if (se_stream_push(s, in, n, SE_INTERLEAVED, out->data, out->cap, &got) != SE_OK) die("%s", se_last_error());
   return got;
 }
 
 static size_t flush(se_stream *s, buffer *out) {
   size_t want = se_stream_flush_output_size(s), got = 0;
   room(out, want);
-  if (se_stream_flush(s, SE_INTERLEAVED, out->data, out->cap, &got) != SE_OK) die("%s", se_stream_error(s));
+  if (se_stream_flush(s, SE_INTERLEAVED, out->data, out->cap, &got) != SE_OK) die("%s", se_last_error());
   return got;
 }
 
@@ -467,7 +466,7 @@ static void stream_through(const args *a, se_model *m, int largest_window, size_
   writer_open(&w, a->output, rate, a->keep_rate ? r.info.samplerate : 0, ch);
   stream_run s = {.out = &w, .z = {NULL, 0, dim}, .y = {NULL, 0, ch}, .cap_t = 1024};
   if (se_encoder_create(m, largest_window, &s.enc) != SE_OK || se_decoder_create(m, largest_window, &s.dec) != SE_OK)
-    die("%s", se_model_error(m));
+    die("%s", se_last_error());
   s.times = xmalloc(s.cap_t * sizeof(double));
   buffer y2 = {NULL, 0, ch}, carry = {NULL, 0, ch};
   size_t ncarry = 0;
@@ -532,7 +531,7 @@ static void cmd_encode(const args *a) {
   reader r;
   reader_open(&r, a->input, ch, se_model_sample_rate(m), a->downmix);
   se_stream *enc;
-  if (se_encoder_create(m, 0, &enc) != SE_OK) die("%s", se_model_error(m));
+  if (se_encoder_create(m, 0, &enc) != SE_OK) die("%s", se_last_error());
   make_temp(a->output);
   char err[600];
   npz_writer *w = npz_writer_open(temp_path, dim, err, sizeof err);
@@ -576,7 +575,7 @@ static void cmd_decode(const args *a) {
     die("%s holds %d x %lld latents for %lld samples, which this model (%d-dim, hop %d) cannot have produced", a->input, dim,
         (long long)frames, (long long)h->length, se_model_latent_dim(m), hop);
   se_stream *dec;
-  if (se_decoder_create(m, 0, &dec) != SE_OK) die("%s", se_model_error(m));
+  if (se_decoder_create(m, 0, &dec) != SE_OK) die("%s", se_last_error());
   writer w;
   if (a->keep_rate && (h->source_rate < MIN_INPUT_RATE || h->source_rate > MAX_INPUT_RATE))
     die("%s records a source rate of %lld Hz, outside [%d, %d] Hz", a->input, (long long)h->source_rate, MIN_INPUT_RATE,
@@ -632,7 +631,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGXFSZ, SIG_IGN); /* a write past `ulimit -f` is then EFBIG: one line, exit 2, no file left */
   if (argc >= 2 && (strcmp(argv[1], "--version") == 0)) {
-    printf("same-edge-native %s\n", se_version());
+    printf("same-edge-native %s (LiteRT %s)\n", se_version(), se_litert_version());
     return 0;
   }
   if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

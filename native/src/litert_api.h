@@ -101,9 +101,12 @@ void LiteRtDestroyCompiledModel(LiteRtCompiledModel compiled_model);
 LiteRtStatus LiteRtRunCompiledModel(LiteRtCompiledModel compiled_model, LiteRtParamIndex signature_index,
                                     size_t num_input_buffers, LiteRtTensorBuffer *input_buffers,
                                     size_t num_output_buffers, LiteRtTensorBuffer *output_buffers);
-/* Added in LiteRT 2.2.0: its presence is how the library tells a 2.2+ runtime (no version call is
- * exported). Declared weak so that an older runtime still loads and is refused with a message. */
+/* Entry points whose presence tells the runtime's version (no version call is exported). Declared
+ * weak so that an older runtime still loads and is refused with a message. Added in LiteRT 2.2.0: */
 LiteRtStatus LiteRtGetCompiledModelEnvironment(LiteRtCompiledModel compiled_model, LiteRtEnvironment *environment)
+    __attribute__((weak));
+/* Added in LiteRT 2.3.0 (absent from 2.2.0's libLiteRt.so): the library's minimum runtime. */
+LiteRtStatus LiteRtCompiledModelIsNonCpuFullyAccelerated(LiteRtCompiledModel compiled_model, bool *fully_accelerated)
     __attribute__((weak));
 
 LiteRtStatus LiteRtCreateTensorBufferFromHostMemory(const LiteRtRankedTensorType *tensor_type, void *host_buffer_addr,

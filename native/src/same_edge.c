@@ -51,6 +51,13 @@ typedef struct sig_info {
   tensor_spec in[SE_MAX_IO], out[SE_MAX_IO];
 } sig_info;
 
+/* Where this library's messages go: the model's log callback, from its options. */
+typedef struct logger {
+  se_log_callback callback;
+  void *user_data;
+  se_log_level level;
+} logger;
+
 typedef struct graph {
   int side;       /* SE_SIDE_ENCODER or SE_SIDE_DECODER */
   uint8_t *bytes; /* the graph file, read once: what was hashed is what LiteRT runs */
@@ -75,9 +82,8 @@ struct se_model {
   char model_id[40];
   char precision[32];
   graph *enc, *dec;
-  atomic_int live_streams; /* se_model_close refuses while any lives */
-  pthread_mutex_t error_lock;
-  char error[SE_MSG];
+  logger log;
+  atomic_int refs; /* the caller's (until se_model_close) and one per stream: the last frees the model */
 };
 
 struct se_stream {
@@ -89,8 +95,10 @@ struct se_stream {
   int n_windows, windows[SE_MAX_WINDOWS], sig_of[SE_MAX_WINDOWS];
   size_t skip;              /* output columns still to drop from the first window */
   size_t flush_cols;        /* columns of the flush signature's output */
+  size_t start_skip;        /* skip at the start, for a reset */
   int first, flushed, failed;
-  atomic_flag busy;         /* held by the one push or flush running: a second thread is refused */
+  atomic_flag busy;         /* held by the one call running: a second thread's is refused */
+  const se_run_options *run;/* an offline call's callbacks, NULL for an app's stream */
   size_t pending_len;       /* input columns waiting for a whole chunk (< unit_in) */
   uint64_t in_total, out_total;
   float *pending;           /* [rows_in][unit_in] */
@@ -98,51 +106,74 @@ struct se_stream {
   float *host[R_NROLES], *host_out[R_NROLES];
   size_t host_count[R_NROLES], host_out_count[R_NROLES];
   LiteRtTensorBuffer bufs_in[SE_MAX_WINDOWS + 1][SE_MAX_IO], bufs_out[SE_MAX_WINDOWS + 1][SE_MAX_IO];
-  char error[SE_MSG];
 };
 
 /* ---------- messages ---------- */
 
-static void set_msg(char *dst, size_t size, const char *fmt, va_list ap) {
-  if (!dst || !size) return;
-  vsnprintf(dst, size, fmt, ap);
+/* Each thread's latest failure: a model shared by threads never hands one thread another's message. */
+static _Thread_local char last_error[SE_MSG];
+
+static void log_message(const logger *lg, se_log_level level, const char *message) {
+  if (lg && lg->callback && level >= lg->level) lg->callback(level, message, lg->user_data);
 }
 
-static se_status model_fail(se_model *m, se_status st, const char *fmt, ...) {
+static void say(const logger *lg, se_log_level level, const char *fmt, ...) {
+  if (!lg || !lg->callback || level < lg->level) return;
+  char msg[SE_MSG];
   va_list ap;
   va_start(ap, fmt);
-  pthread_mutex_lock(&m->error_lock);
-  set_msg(m->error, sizeof m->error, fmt, ap);
-  pthread_mutex_unlock(&m->error_lock);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lg->callback(level, msg, lg->user_data);
+}
+
+/* Record a failure as this thread's message, tell the log, and return its status. */
+static se_status vfail(const logger *lg, se_status st, const char *fmt, va_list ap) {
+  vsnprintf(last_error, sizeof last_error, fmt, ap);
+  log_message(lg, SE_LOG_ERROR, last_error);
+  return st;
+}
+
+static se_status model_fail(const se_model *m, se_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(m ? &m->log : NULL, st, fmt, ap);
   va_end(ap);
   return st;
 }
 
-static se_status stream_fail(se_stream *s, se_status st, const char *fmt, ...) {
+static se_status stream_fail(const se_stream *s, se_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  set_msg(s->error, sizeof s->error, fmt, ap);
+  vfail(&s->model->log, st, fmt, ap);
   va_end(ap);
   return st;
 }
 
-typedef struct {
-  char *buf;
-  size_t size;
-} errbuf;
-
-static se_status open_fail(errbuf *e, se_status st, const char *fmt, ...) {
+static se_status open_fail(const logger *lg, se_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  set_msg(e->buf, e->size, fmt, ap);
+  vfail(lg, st, fmt, ap);
   va_end(ap);
   return st;
 }
+
+const char *se_last_error(void) { return last_error; }
+const char *se_model_error(const se_model *m) { return last_error; }
 
 const char *se_version(void) {
 #define SE_STR2(x) #x
 #define SE_STR(x) SE_STR2(x)
   return SE_STR(SE_VERSION_MAJOR) "." SE_STR(SE_VERSION_MINOR) "." SE_STR(SE_VERSION_PATCH);
+}
+
+/* LiteRT exports no version call: a runtime is known by the newest entry points it has. */
+static int litert_at_least_2_3(void) { return LiteRtCompiledModelIsNonCpuFullyAccelerated != NULL; }
+
+const char *se_litert_version(void) {
+  if (litert_at_least_2_3()) return "2.3";
+  if (LiteRtGetCompiledModelEnvironment) return "2.2";
+  return "<2.2";
 }
 
 int se_version_number(void) { return SE_VERSION_MAJOR * 10000 + SE_VERSION_MINOR * 100 + SE_VERSION_PATCH; }
@@ -157,6 +188,7 @@ const char *se_status_name(se_status status) {
     case SE_ERR_NO_MEMORY: return "SE_ERR_NO_MEMORY";
     case SE_ERR_BUFFER_TOO_SMALL: return "SE_ERR_BUFFER_TOO_SMALL";
     case SE_ERR_NONFINITE: return "SE_ERR_NONFINITE";
+    case SE_ERR_CANCELLED: return "SE_ERR_CANCELLED";
   }
   return "SE_ERR_UNKNOWN";
 }
@@ -164,11 +196,40 @@ const char *se_status_name(se_status status) {
 void se_model_options_init(se_model_options *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
-  o->threads = 0;
-  o->sides = SE_SIDE_BOTH;
-  o->weight_cache_dir = NULL;
-  o->verify_sha256 = 1;
-  o->litert_log_severity = 4;
+  o->struct_size = sizeof *o;
+}
+
+/* The 1.0 sizes, which a struct_size of 0 stands for, and where the fields this library knows
+ * end (se_model_options' reserved word is not one of them: it must be zero). */
+#define MODEL_OPTIONS_V1_SIZE sizeof(se_model_options)
+#define MODEL_OPTIONS_KNOWN offsetof(se_model_options, reserved)
+#define RUN_OPTIONS_V1_SIZE sizeof(se_run_options)
+#define RUN_OPTIONS_KNOWN sizeof(se_run_options)
+_Static_assert(sizeof(se_model_options) == offsetof(se_model_options, reserved) + sizeof(int), "no tail padding");
+_Static_assert(sizeof(se_run_options) == offsetof(se_run_options, user_data) + sizeof(void *), "no tail padding");
+
+/* Copy an app's options struct, compiled against any 1.x header, over zeroed defaults: only the
+ * bytes it has (struct_size, its first member), and from a newer header's larger struct only if
+ * every byte past the fields this library knows is zero (a field it would ignore is an error). */
+static int read_struct(void *dst, size_t dst_size, size_t v1_size, size_t known, const void *src, const char *name,
+                       const logger *lg) {
+  memset(dst, 0, dst_size);
+  if (!src) return 1;
+  size_t n;
+  memcpy(&n, src, sizeof n);
+  if (n == 0) n = v1_size;
+  if (n < sizeof(size_t)) {
+    open_fail(lg, SE_ERR_ARGUMENT, "%s.struct_size is %zu: set it with sizeof, or to 0", name, n);
+    return 0;
+  }
+  for (size_t i = known; i < n; i++)
+    if (((const unsigned char *)src)[i]) {
+      open_fail(lg, SE_ERR_ARGUMENT, "%s of %zu bytes sets a field this library (%s, %zu bytes) does not know: "
+                "link a newer libsame_edge", name, n, se_version(), known);
+      return 0;
+    }
+  memcpy(dst, src, n < known ? n : known);
+  return 1;
 }
 
 /* ---------- manifest ---------- */
@@ -236,7 +297,7 @@ static int manifest_signature_ok(const se_model *m, int side, int window, const 
   return 1;
 }
 
-static se_status parse_manifest(se_model *m, const json_node *root, const char *path, errbuf *e) {
+static se_status parse_manifest(se_model *m, const json_node *root, const char *path, const logger *e) {
 #define BAD(...) return open_fail(e, SE_ERR_MODEL, __VA_ARGS__)
   if (!root || root->type != JSON_OBJECT) BAD("%s: not a same-edge model manifest (not a JSON object)", path);
   const json_node *fmt = json_get(root, "format");
@@ -475,23 +536,23 @@ static int first_difference(const json_node *ours, const json_node *theirs, char
 /* Refuse a graph whose embedded manifest is not manifest.json (but for FILE_FIELDS): an edited
  * start skip or sample rate would shift or mislabel the output silently. Every export embeds one:
  * a graph without is refused. */
-static se_status check_embedded_manifest(const json_node *root, const uint8_t *map, size_t map_size, const char *dir,
-                                         const char *file, errbuf *e) {
+static se_status check_embedded_manifest(const json_node *root, const uint8_t *map, size_t map_size, const char *place,
+                                         const char *label, const char *file, const logger *e) {
   const uint8_t *payload = NULL;
   size_t len = 0;
   int found = tflite_metadata(map, map_size, "same_edge.manifest", &payload, &len);
-  if (found < 0) return open_fail(e, SE_ERR_MODEL, "%s/%s is not a .tflite flatbuffer (its metadata lies outside the file)", dir, file);
+  if (found < 0) return open_fail(e, SE_ERR_MODEL, "%s is not a .tflite flatbuffer (its metadata lies outside the file)", label);
   if (!found)
-    return open_fail(e, SE_ERR_MODEL, "%s embeds no manifest (metadata 'same_edge.manifest'): %s/%s is not a graph written "
-                     "by `same-edge export`", file, dir, file);
-  if (len > MANIFEST_MAX_BYTES) return open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest of %zu bytes: too large to be one", dir, file, len);
+    return open_fail(e, SE_ERR_MODEL, "%s embeds no manifest (metadata 'same_edge.manifest'): %s is not a graph written "
+                     "by `same-edge export`", file, label);
+  if (len > MANIFEST_MAX_BYTES) return open_fail(e, SE_ERR_MODEL, "%s embeds a manifest of %zu bytes: too large to be one", label, len);
   char jerr[160], field[256] = "", ours[64] = "(absent)", theirs[64] = "(absent)";
   json_doc *doc = json_parse((const char *)payload, len, jerr, sizeof jerr);
-  if (!doc) return open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest that is not valid JSON (%s)", dir, file, jerr);
+  if (!doc) return open_fail(e, SE_ERR_MODEL, "%s embeds a manifest that is not valid JSON (%s)", label, jerr);
   const json_node *embedded = json_root(doc), *a = NULL, *b = NULL;
   se_status st = SE_OK;
   if (embedded->type != JSON_OBJECT)
-    st = open_fail(e, SE_ERR_MODEL, "%s/%s embeds a manifest that is not a JSON object", dir, file);
+    st = open_fail(e, SE_ERR_MODEL, "%s embeds a manifest that is not a JSON object", label);
   else if (first_difference(root, embedded, field, sizeof field, &a, &b)) {
     /* One short line, whatever the member names: control characters as '?', at most 120 bytes. */
     for (char *c = field; *c; c++)
@@ -504,7 +565,7 @@ static se_status check_embedded_manifest(const json_node *root, const uint8_t *m
     if (a) json_brief(a, ours, sizeof ours);
     if (b) json_brief(b, theirs, sizeof theirs);
     st = open_fail(e, SE_ERR_MODEL, "%s: manifest.json says %s %s, %s embeds %s (the manifest was edited, or the graphs "
-                   "are from another export)", dir, field, ours, file, theirs);
+                   "are from another export)", place, field, ours, file, theirs);
   }
   json_free(doc);
   return st;
@@ -586,7 +647,7 @@ static int roles_required(int side, int window, int is_input) {
 }
 
 static se_status load_signature(const se_model *m, graph *g, LiteRtSignature sig, LiteRtParamIndex index, int window,
-                                int state_rank, const int *state_dims, const char *file, const char *key, errbuf *e) {
+                                int state_rank, const int *state_dims, const char *file, const char *key, const logger *e) {
   sig_info *info = window ? NULL : &g->flush;
   for (int i = 0; i < m->n_windows && !info; i++)
     if (m->windows[i] == window) info = &g->sigs[i];
@@ -664,11 +725,78 @@ static int open_regular(const char *path, struct stat *sb) {
   return fd;
 }
 
+/* Where a model's three files come from: a directory, memory, or ranges of open files. Index 0
+ * is the manifest, SE_SIDE_ENCODER and SE_SIDE_DECODER the graphs. */
+enum { SRC_DIR, SRC_MEMORY, SRC_FD };
+typedef struct model_source {
+  int kind;
+  const char *dir;
+  const void *bytes[3];
+  size_t size[3];
+  se_file_range range[3];
+} model_source;
+
+static const char *const SOURCE_FILE[3] = {"manifest.json", "encoder.tflite", "decoder.tflite"};
+
+/* How messages name file k ("DIR/encoder.tflite", "encoder.tflite (in memory)", ...). */
+static void source_label(const model_source *src, int k, char *buf, size_t size) {
+  if (src->kind == SRC_DIR) snprintf(buf, size, "%s/%s", src->dir, SOURCE_FILE[k]);
+  else if (src->kind == SRC_MEMORY) snprintf(buf, size, "%s (in memory)", SOURCE_FILE[k]);
+  else snprintf(buf, size, "%s (fd %d, offset %lld)", SOURCE_FILE[k], src->range[k].fd, (long long)src->range[k].offset);
+}
+
+/* How messages name the model as a whole. */
+static const char *source_place(const model_source *src) {
+  return src->kind == SRC_DIR ? src->dir : src->kind == SRC_MEMORY ? "the model in memory" : "the model's file ranges";
+}
+
+/* pread exactly `size` bytes at `offset`: 0, or an errno (EIO for a file that ends too soon). */
+static int pread_all(int fd, int64_t offset, uint8_t *buf, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = pread(fd, buf + got, size - got, (off_t)(offset + (int64_t)got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
+    got += (size_t)n;
+  }
+  return 0;
+}
+
+/* File k's bytes from memory or a file range, `size` of them, into a page-aligned buffer with a
+ * NUL after them (the manifest is parsed as text). */
+static se_status read_source(const model_source *src, int k, size_t size, const char *label, uint8_t **out,
+                             const logger *e) {
+  void *buf = NULL;
+  if (size > SIZE_MAX - 4096 || posix_memalign(&buf, 4096, size + 1) != 0)
+    return open_fail(e, SE_ERR_NO_MEMORY, "out of memory reading %s (%zu bytes)", label, size);
+  uint8_t *p = buf;
+  p[size] = 0;
+  if (src->kind == SRC_MEMORY) {
+    memcpy(p, src->bytes[k], size);
+  } else {
+    int err = pread_all(src->range[k].fd, src->range[k].offset, p, size);
+    if (err) {
+      free(buf);
+      if (err == EIO) return open_fail(e, SE_ERR_MODEL, "%s: the file ends before the range's %zu bytes", label, size);
+      return open_fail(e, SE_ERR_MODEL, "cannot read %s: %s", label, strerror(err));
+    }
+  }
+  *out = p;
+  return SE_OK;
+}
+
+/* The size file k has in memory or in its file range, or -1 if none was given. */
+static int64_t source_size(const model_source *src, int k) {
+  if (src->kind == SRC_MEMORY) return src->bytes[k] ? (int64_t)src->size[k] : -1;
+  return src->range[k].fd >= 0 ? src->range[k].length : -1;
+}
+
 /* The graph's bytes, read into memory the library owns rather than mapped: a mapped file that is
  * replaced in place (`cp` truncates, then writes) kills the process with SIGBUS on the next run,
  * and an app may update its model files while it runs. Page-aligned, as a mapping was. */
 static se_status read_graph_file(graph *g, const char *path, const char *dir, const char *file, long long expected,
-                                 errbuf *e) {
+                                 const logger *e) {
   struct stat sb;
   int fd = open_regular(path, &sb);
   if (fd < 0) {
@@ -702,16 +830,32 @@ static se_status read_graph_file(graph *g, const char *path, const char *dir, co
   return SE_OK;
 }
 
-static se_status load_graph(se_model *m, const json_node *root, const char *dir, int side, const se_model_options *o,
-                            graph **out, errbuf *e) {
+/* A graph's bytes from its source, `expected` of them. */
+static se_status read_graph(graph *g, const model_source *src, int side, const char *path, long long expected,
+                            const logger *e) {
+  if (src->kind == SRC_DIR) return read_graph_file(g, path, src->dir, GRAPH_FILE[side], expected, e);
+  int64_t have = source_size(src, side);
+  if (have < 0)
+    return open_fail(e, SE_ERR_ARGUMENT, "%s: none given, but the options load the %s", path,
+                     side == SE_SIDE_ENCODER ? "encoder" : "decoder");
+  if (have != expected)
+    return open_fail(e, SE_ERR_MODEL, "%s is %lld bytes, the manifest says %lld: damaged or from another export", path,
+                     (long long)have, expected);
+  se_status st = read_source(src, side, (size_t)expected, path, &g->bytes, e);
+  if (st == SE_OK) g->size = (size_t)expected;
+  return st;
+}
+
+static se_status load_graph(se_model *m, const json_node *root, const model_source *src, int side,
+                            const se_model_options *o, graph **out, const logger *e) {
   const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
   const char *file = GRAPH_FILE[side];
   const json_node *desc = json_get(root, name);
   long long bytes = (long long)json_get(desc, "bytes")->number;
   const char *sha = json_get(desc, "sha256")->string;
   char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path)
-    return open_fail(e, SE_ERR_ARGUMENT, "model directory path too long");
+  source_label(src, side, path, sizeof path);
+  if (strlen(path) + 1 >= sizeof path) return open_fail(e, SE_ERR_ARGUMENT, "model directory path too long");
   graph *g = calloc(1, sizeof *g);
   if (!g) return open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
   g->side = side;
@@ -720,9 +864,10 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
     return open_fail(e, SE_ERR_NO_MEMORY, "cannot create a mutex");
   }
   g->lock_ready = 1;
-  se_status st = read_graph_file(g, path, dir, file, bytes, e);
+  se_status st = read_graph(g, src, side, path, bytes, e);
   if (st != SE_OK) goto fail;
-  if (o->verify_sha256) {
+  say(e, SE_LOG_DEBUG, "read %s: %zu bytes", path, g->size);
+  if (!o->skip_sha256) {
     sha256_ctx ctx;
     uint8_t digest[32];
     sha256_init(&ctx);
@@ -742,7 +887,7 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
       goto fail;
     }
   }
-  if ((st = check_embedded_manifest(root, g->bytes, g->size, dir, file, e)) != SE_OK) goto fail;
+  if ((st = check_embedded_manifest(root, g->bytes, g->size, source_place(src), path, file, e)) != SE_OK) goto fail;
   if (LiteRtCreateModelFromBuffer(m->env, g->bytes, g->size, &g->model) != 0 || !g->model) {
     g->model = NULL;
     st = open_fail(e, SE_ERR_MODEL, "%s could not be loaded by LiteRT", path);
@@ -806,7 +951,11 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
    * SIGXFSZ, or EFBIG inside XNNPACK, which cannot be recovered from. Each signature packs its
    * own copy of the weights instead: more memory, the same outputs. */
   struct rlimit fsize;
-  if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY) cache_dir = "";
+  if (getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY && *cache_dir) {
+    say(e, SE_LOG_WARNING, "%s: no XNNPACK weight cache under the file-size limit (ulimit -f): each signature packs "
+        "its own copy of the weights", path);
+    cache_dir = "";
+  }
   char *payload = malloc(128 + strlen(cache_dir));
   if (!payload) {
     st = open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
@@ -841,6 +990,8 @@ static se_status load_graph(se_model *m, const json_node *root, const char *dir,
     st = open_fail(e, SE_ERR_MODEL, "%s could not be compiled by LiteRT for the CPU", path);
     goto fail;
   }
+  say(e, SE_LOG_INFO, "%s: compiled for the CPU, %d thread%s, weight cache %s", path, m->threads,
+      m->threads == 1 ? "" : "s", !*cache_dir ? "none" : !strcmp(cache_dir, ":memory") ? "in memory" : cache_dir);
   *out = g;
   return SE_OK;
 fail:
@@ -886,51 +1037,89 @@ static char *read_small_file(const char *path, size_t max, size_t *len, int *too
   return buf;
 }
 
-se_status se_model_open(const char *dir, const se_model_options *options, se_model **out, char *error,
-                        size_t error_size) {
-  errbuf e = {error, error_size};
-  if (error && error_size) error[0] = '\0';
+/* manifest.json's text from its source, NUL-terminated. */
+static se_status read_manifest_text(const model_source *src, const char *label, char **text, size_t *len,
+                                    const logger *e) {
+  if (src->kind == SRC_DIR) {
+    int too_big = 0;
+    *text = read_small_file(label, MANIFEST_MAX_BYTES, len, &too_big);
+    if (*text) return SE_OK;
+    if (too_big) return open_fail(e, SE_ERR_MODEL, "%s is larger than %u bytes", label, MANIFEST_MAX_BYTES);
+    return open_fail(e, SE_ERR_MODEL, "%s has no manifest.json: not a directory written by `same-edge export`", src->dir);
+  }
+  int64_t size = source_size(src, 0);
+  if (size < 0) return open_fail(e, SE_ERR_ARGUMENT, "%s: none given", label);
+  if (size > MANIFEST_MAX_BYTES) return open_fail(e, SE_ERR_MODEL, "%s is larger than %u bytes", label, MANIFEST_MAX_BYTES);
+  se_status st = read_source(src, 0, (size_t)size, label, (uint8_t **)text, e);
+  *len = (size_t)size;
+  return st;
+}
+
+static int level_ok(se_log_level level) { return level >= SE_LOG_DEFAULT && level <= SE_LOG_SILENT; }
+
+/* LiteRT's minimum severity (0 verbose, 1 info, 2 warning, 3 error, 4 silent) for ours. */
+static int litert_severity(se_log_level level) { return level == SE_LOG_DEFAULT ? 4 : (int)level - 1; }
+
+static void model_destroy(se_model *m) {
+  graph_free(m->enc);
+  graph_free(m->dec);
+  if (m->env) LiteRtDestroyEnvironment(m->env);
+  free(m);
+}
+
+static void model_release(se_model *m) {
+  if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) model_destroy(m);
+}
+
+/* Every way of opening a model ends here: the same checks whatever the source. */
+static se_status open_model(const model_source *src, const se_model_options *options, se_model **out) {
   if (out) *out = NULL;
-  if (!dir || !out) return open_fail(&e, SE_ERR_ARGUMENT, "se_model_open: dir and model must not be NULL");
   se_model_options o;
-  se_model_options_init(&o);
-  if (options) o = *options;
+  if (!read_struct(&o, sizeof o, MODEL_OPTIONS_V1_SIZE, MODEL_OPTIONS_KNOWN, options, "se_model_options", NULL)) return SE_ERR_ARGUMENT;
+  if (!level_ok(o.log_level) || !level_ok(o.litert_log_level))
+    return open_fail(NULL, SE_ERR_ARGUMENT, "log levels must be SE_LOG_DEFAULT..SE_LOG_SILENT (0..5)");
+  logger log = {o.log_callback, o.log_user_data, o.log_level ? o.log_level : SE_LOG_WARNING};
+  const logger *e = &log;
+  if (!out) return open_fail(e, SE_ERR_ARGUMENT, "se_model_open: model must not be NULL");
   if (o.sides == 0) o.sides = SE_SIDE_BOTH;
-  if (o.sides < 0 || o.sides > SE_SIDE_BOTH) return open_fail(&e, SE_ERR_ARGUMENT, "sides must be SE_SIDE_ENCODER, SE_SIDE_DECODER or both");
+  if (o.sides < 0 || o.sides > SE_SIDE_BOTH) return open_fail(e, SE_ERR_ARGUMENT, "sides must be SE_SIDE_ENCODER, SE_SIDE_DECODER or both");
   if (o.threads < 0 || o.threads > SE_MAX_THREADS)
-    return open_fail(&e, SE_ERR_ARGUMENT, "threads must be 0 (every core) or 1..%d, got %d", SE_MAX_THREADS, o.threads);
+    return open_fail(e, SE_ERR_ARGUMENT, "threads must be 0 (every core) or 1..%d, got %d", SE_MAX_THREADS, o.threads);
   if (o.weight_cache_dir && (strpbrk(o.weight_cache_dir, "\"\\\n\r") || strlen(o.weight_cache_dir) > 3000))
-    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache_dir must not contain quotes, backslashes or newlines");
-  if (!LiteRtGetCompiledModelEnvironment)
-    return open_fail(&e, SE_ERR_RUNTIME,
-                     "the LiteRT runtime (libLiteRt.so) is older than 2.2: install ai-edge-litert >= 2.2 or "
-                     "link LiteRT 2.2 or later");
+    return open_fail(e, SE_ERR_ARGUMENT, "weight_cache_dir must not contain quotes, backslashes or newlines");
+  if (src->kind == SRC_FD)
+    for (int k = 0; k < 3; k++)
+      if (src->range[k].fd >= 0 && (src->range[k].offset < 0 || src->range[k].length < 0))
+        return open_fail(e, SE_ERR_ARGUMENT, "the file range of %s has a negative offset or length", SOURCE_FILE[k]);
+  if (!litert_at_least_2_3())
+    return open_fail(e, SE_ERR_RUNTIME,
+                     "the LiteRT runtime (libLiteRt.so) is older than " SE_LITERT_MIN_VERSION ": install ai-edge-litert >= "
+                     SE_LITERT_MIN_VERSION " or link LiteRT " SE_LITERT_MIN_VERSION " or later");
   struct stat sb;
   if (o.weight_cache_dir && *o.weight_cache_dir && (stat(o.weight_cache_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-    return open_fail(&e, SE_ERR_ARGUMENT, "weight_cache_dir is not a directory: %s", o.weight_cache_dir);
-  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return open_fail(&e, SE_ERR_MODEL, "model directory not found: %s", dir);
+    return open_fail(e, SE_ERR_ARGUMENT, "weight_cache_dir is not a directory: %s", o.weight_cache_dir);
+  if (src->kind == SRC_DIR && (stat(src->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+    return open_fail(e, SE_ERR_MODEL, "model directory not found: %s", src->dir);
   char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s/manifest.json", dir) >= sizeof path)
-    return open_fail(&e, SE_ERR_ARGUMENT, "model directory path too long");
+  source_label(src, 0, path, sizeof path);
+  if (strlen(path) + 1 >= sizeof path) return open_fail(e, SE_ERR_ARGUMENT, "model directory path too long");
   size_t len = 0;
-  int too_big = 0;
-  char *text = read_small_file(path, MANIFEST_MAX_BYTES, &len, &too_big);
-  if (!text) {
-    if (too_big) return open_fail(&e, SE_ERR_MODEL, "%s is larger than %u bytes", path, MANIFEST_MAX_BYTES);
-    return open_fail(&e, SE_ERR_MODEL, "%s has no manifest.json: not a directory written by `same-edge export`", dir);
-  }
+  char *text = NULL;
+  se_status read = read_manifest_text(src, path, &text, &len, e);
+  if (read != SE_OK) return read;
   char jerr[160];
   json_doc *doc = json_parse(text, len, jerr, sizeof jerr);
   free(text);
-  if (!doc) return open_fail(&e, SE_ERR_MODEL, "%s is not valid JSON (%s)", path, jerr);
+  if (!doc) return open_fail(e, SE_ERR_MODEL, "%s is not valid JSON (%s)", path, jerr);
   se_model *m = calloc(1, sizeof *m);
   if (!m) {
     json_free(doc);
-    return open_fail(&e, SE_ERR_NO_MEMORY, "out of memory");
+    return open_fail(e, SE_ERR_NO_MEMORY, "out of memory");
   }
-  pthread_mutex_init(&m->error_lock, NULL);
-  atomic_init(&m->live_streams, 0);
-  se_status st = parse_manifest(m, json_root(doc), path, &e);
+  atomic_init(&m->refs, 1);
+  m->log = log;
+  e = &m->log;
+  se_status st = parse_manifest(m, json_root(doc), path, e);
   if (st == SE_OK) {
     m->threads = o.threads ? o.threads : available_cores();
     if (m->threads > SE_MAX_THREADS) m->threads = SE_MAX_THREADS;
@@ -940,40 +1129,53 @@ se_status se_model_open(const char *dir, const se_model_options *options, se_mod
     memset(&env_opt, 0, sizeof env_opt);
     env_opt.tag = kLiteRtEnvOptionTagMinLoggerSeverity;
     env_opt.value.type = kLiteRtAnyTypeInt;
-    env_opt.value.int_value = o.litert_log_severity;
+    env_opt.value.int_value = litert_severity(o.litert_log_level);
     if (LiteRtCreateEnvironment(1, &env_opt, &m->env) != 0 || !m->env) {
       m->env = NULL;
-      st = open_fail(&e, SE_ERR_RUNTIME, "LiteRT could not create its environment");
+      st = open_fail(e, SE_ERR_RUNTIME, "LiteRT could not create its environment");
     }
   }
   for (int side = SE_SIDE_ENCODER; st == SE_OK && side <= SE_SIDE_DECODER; side++)
     if (m->sides & side)
-      st = load_graph(m, json_root(doc), dir, side, &o, side == SE_SIDE_ENCODER ? &m->enc : &m->dec, &e);
+      st = load_graph(m, json_root(doc), src, side, &o, side == SE_SIDE_ENCODER ? &m->enc : &m->dec, e);
   json_free(doc);
   if (st != SE_OK) {
-    se_model_close(m);
+    model_destroy(m);
     return st;
   }
+  say(e, SE_LOG_INFO, "opened %s: model %s, %s", source_place(src), m->model_id, m->precision);
   *out = m;
   return SE_OK;
 }
 
-se_status se_model_close(se_model *m) {
-  if (!m) return SE_OK;
-  /* Its streams run on its graphs: freeing them under a live stream is a use after free. */
-  int live = atomic_load(&m->live_streams);
-  if (live > 0)
-    return model_fail(m, SE_ERR_STATE, "se_model_close: %d stream%s of this model %s still open; the model stays open "
-                      "until %s freed", live, live == 1 ? "" : "s", live == 1 ? "is" : "are", live == 1 ? "it is" : "they are");
-  graph_free(m->enc);
-  graph_free(m->dec);
-  if (m->env) LiteRtDestroyEnvironment(m->env);
-  pthread_mutex_destroy(&m->error_lock);
-  free(m);
-  return SE_OK;
+se_status se_model_open(const char *dir, const se_model_options *options, se_model **out) {
+  if (!dir) {
+    if (out) *out = NULL;
+    return open_fail(NULL, SE_ERR_ARGUMENT, "se_model_open: dir must not be NULL");
+  }
+  model_source src = {.kind = SRC_DIR, .dir = dir};
+  return open_model(&src, options, out);
 }
 
-const char *se_model_error(const se_model *m) { return m ? m->error : ""; }
+se_status se_model_open_memory(const void *manifest, size_t manifest_size, const void *encoder, size_t encoder_size,
+                               const void *decoder, size_t decoder_size, const se_model_options *options,
+                               se_model **out) {
+  model_source src = {.kind = SRC_MEMORY,
+                      .bytes = {manifest, encoder, decoder},
+                      .size = {manifest_size, encoder_size, decoder_size}};
+  return open_model(&src, options, out);
+}
+
+se_status se_model_open_fd(se_file_range manifest, se_file_range encoder, se_file_range decoder,
+                           const se_model_options *options, se_model **out) {
+  model_source src = {.kind = SRC_FD, .range = {manifest, encoder, decoder}};
+  return open_model(&src, options, out);
+}
+
+void se_model_close(se_model *m) {
+  if (m) model_release(m);
+}
+
 int se_model_sample_rate(const se_model *m) { return m ? m->sample_rate : 0; }
 int se_model_channels(const se_model *m) { return m ? m->channels : 0; }
 int se_model_latent_dim(const se_model *m) { return m ? m->latent_dim : 0; }
@@ -1013,15 +1215,16 @@ void se_stream_free(se_stream *s) {
     free(s->host_out[r]);
   }
   free(s->pending);
-  atomic_fetch_sub(&s->model->live_streams, 1);
+  se_model *m = s->model;
   free(s);
+  model_release(m);
 }
 
 static sig_info *stream_sig(se_stream *s, int slot) { return slot == SE_MAX_WINDOWS ? &s->g->flush : &s->g->sigs[slot]; }
 
 static se_status stream_create(se_model *m, int side, int largest_window, se_stream **out) {
   if (out) *out = NULL;
-  if (!m) return SE_ERR_ARGUMENT;
+  if (!m) return model_fail(NULL, SE_ERR_ARGUMENT, "model must not be NULL");
   if (!out) return model_fail(m, SE_ERR_ARGUMENT, "stream must not be NULL");
   graph *g = side == SE_SIDE_ENCODER ? m->enc : m->dec;
   const char *name = side == SE_SIDE_ENCODER ? "encoder" : "decoder";
@@ -1031,7 +1234,7 @@ static se_status stream_create(se_model *m, int side, int largest_window, se_str
   if (!s) return model_fail(m, SE_ERR_NO_MEMORY, "out of memory");
   s->model = m, s->g = g, s->side = side, s->first = 1;
   atomic_flag_clear(&s->busy);
-  atomic_fetch_add(&m->live_streams, 1); /* se_stream_free takes it back, on any path */
+  atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed); /* se_stream_free takes it back, on any path */
   if (side == SE_SIDE_ENCODER) {
     s->rows_in = m->channels, s->rows_out = m->latent_dim;
     s->unit_in = (size_t)m->chunk_samples, s->unit_out = (size_t)m->fpc;
@@ -1041,6 +1244,7 @@ static se_status stream_create(se_model *m, int side, int largest_window, se_str
     s->unit_in = (size_t)m->fpc, s->unit_out = (size_t)m->chunk_samples;
     s->skip = (size_t)m->start_skip_samples, s->flush_cols = (size_t)m->flush_samples;
   }
+  s->start_skip = s->skip;
   /* As Python: the windows up to largest_window, or the smallest if none is that small. */
   for (int i = 0; i < m->n_windows; i++)
     if (largest_window == 0 || m->windows[i] <= largest_window) {
@@ -1102,23 +1306,34 @@ se_status se_decoder_create(se_model *m, int largest_window, se_stream **out) {
 }
 
 /* One call at a time per stream: a second thread's call is refused, not run over the first one's
- * buffers. Its message is this thread's alone (a thread-local mark, not the stream's message,
- * which the running call may be writing); the thread's next call on any stream clears it. */
-static _Thread_local const se_stream *refused_here;
-static const char BUSY_MESSAGE[] = "this stream is in use by another thread: a stream takes one call at a time";
-
-static int stream_enter(se_stream *s) {
-  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) {
-    refused_here = s;
-    return 0;
-  }
-  refused_here = NULL;
-  return 1;
+ * buffers (its message is its own thread's). */
+static se_status stream_enter(se_stream *s) {
+  if (!s) return model_fail(NULL, SE_ERR_ARGUMENT, "stream must not be NULL");
+  if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire))
+    return stream_fail(s, SE_ERR_STATE, "this stream is in use by another thread: a stream takes one call at a time");
+  return SE_OK;
 }
 
 static void stream_leave(se_stream *s) { atomic_flag_clear_explicit(&s->busy, memory_order_release); }
 
-const char *se_stream_error(const se_stream *s) { return !s ? "" : s == refused_here ? BUSY_MESSAGE : s->error; }
+se_status se_stream_reset(se_stream *s) {
+  se_status st = stream_enter(s);
+  if (st != SE_OK) return st;
+  /* Zeros, as at creation: the graphs ignore the carried state on a first window, but the buffers
+   * then hold exactly what a new stream's hold. */
+  for (int r = 0; r < R_NROLES; r++) {
+    if (s->host[r]) memset(s->host[r], 0, s->host_count[r] * sizeof(float));
+    if (s->host_out[r]) memset(s->host_out[r], 0, s->host_out_count[r] * sizeof(float));
+  }
+  memset(s->pending, 0, (size_t)s->rows_in * s->unit_in * sizeof(float));
+  s->pending_len = 0;
+  s->in_total = s->out_total = 0;
+  s->skip = s->start_skip;
+  s->first = 1;
+  s->flushed = s->failed = 0;
+  stream_leave(s);
+  return SE_OK;
+}
 int se_stream_input_rows(const se_stream *s) { return s ? s->rows_in : 0; }
 int se_stream_output_rows(const se_stream *s) { return s ? s->rows_out : 0; }
 
@@ -1257,6 +1472,9 @@ static se_status check_open(se_stream *s) {
   return SE_OK;
 }
 
+/* An offline call's abort callback, asked before each graph call. */
+static int run_aborted(const se_stream *s) { return s->run && s->run->abort_callback && s->run->abort_callback(s->run->user_data); }
+
 static se_status push_at(se_stream *s, const float *input, size_t n, se_layout layout, float *out, size_t cap,
                          size_t base, size_t *out_n) {
   const char *what = s->side == SE_SIDE_ENCODER ? "audio" : "latents";
@@ -1275,12 +1493,14 @@ static se_status push_at(se_stream *s, const float *input, size_t n, se_layout l
   size_t chunks = (s->pending_len + n) / s->unit_in;
   for (int k = s->n_windows - 1; k >= 0; k--)
     while (chunks >= (size_t)s->windows[k]) {
-      se_status st = run_window(s, k, &in, &ov, -1);
+      se_status st = run_aborted(s) ? stream_fail(s, SE_ERR_CANCELLED, "cancelled by the abort callback")
+                                    : run_window(s, k, &in, &ov, -1);
       if (st != SE_OK) {
         s->failed = 1;
         return st;
       }
       chunks -= (size_t)s->windows[k];
+      if (s->run && s->run->progress_callback) s->run->progress_callback(in.off, n, s->run->user_data);
     }
   /* What is left is less than a chunk: keep it. */
   size_t rest = n - in.off, rows = (size_t)s->rows_in;
@@ -1301,9 +1521,9 @@ static se_status push_at(se_stream *s, const float *input, size_t n, se_layout l
 se_status se_stream_push(se_stream *s, const float *input, size_t n, se_layout layout, float *out, size_t cap,
                          size_t *out_n) {
   if (out_n) *out_n = 0;
-  if (!s) return SE_ERR_ARGUMENT;
-  if (!stream_enter(s)) return SE_ERR_STATE;
-  se_status st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  se_status st = stream_enter(s);
+  if (st != SE_OK) return st;
+  st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
   if (st == SE_OK) st = push_at(s, input, n, layout, out, cap, 0, out_n);
   stream_leave(s);
   return st;
@@ -1338,9 +1558,9 @@ static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap
 
 se_status se_stream_flush(se_stream *s, se_layout layout, float *out, size_t cap, size_t *out_n) {
   if (out_n) *out_n = 0;
-  if (!s) return SE_ERR_ARGUMENT;
-  if (!stream_enter(s)) return SE_ERR_STATE;
-  se_status st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
+  se_status st = stream_enter(s);
+  if (st != SE_OK) return st;
+  st = out_n ? check_open(s) : stream_fail(s, SE_ERR_ARGUMENT, "out_n must not be NULL");
   if (st == SE_OK) st = flush_at(s, layout, out, cap, 0, out_n);
   stream_leave(s);
   return st;
@@ -1363,32 +1583,38 @@ size_t se_decode_output_size(const se_model *m, size_t n) {
 }
 
 static se_status offline(se_model *m, int side, const float *input, size_t n, se_layout layout, float *out, size_t cap,
-                         size_t *out_n) {
+                         size_t *out_n, const se_run_options *options) {
   if (out_n) *out_n = 0;
-  if (!m) return SE_ERR_ARGUMENT;
+  if (!m) return model_fail(NULL, SE_ERR_ARGUMENT, "model must not be NULL");
+  se_run_options run;
+  if (!read_struct(&run, sizeof run, RUN_OPTIONS_V1_SIZE, RUN_OPTIONS_KNOWN, options, "se_run_options", &m->log)) return SE_ERR_ARGUMENT;
   if (!out_n) return model_fail(m, SE_ERR_ARGUMENT, "the output count pointer must not be NULL");
   size_t total = side == SE_SIDE_ENCODER ? se_encode_output_size(m, n) : se_decode_output_size(m, n);
   if (total == SIZE_MAX)
     return model_fail(m, SE_ERR_ARGUMENT, "%zu input columns: the input or its output would not fit in memory", n);
   if (total > cap) return model_fail(m, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", total, cap);
   se_stream *s = NULL;
-  se_status st = stream_create(m, side, 0, &s);
+  se_status st = stream_create(m, side, run.largest_window, &s);
   if (st != SE_OK) return st;
+  s->run = &run;
   size_t head = 0, tail = 0;
   st = push_at(s, input, n, layout, out, cap, 0, &head);
+  if (st == SE_OK && run_aborted(s)) st = stream_fail(s, SE_ERR_CANCELLED, "cancelled by the abort callback");
   if (st == SE_OK) st = flush_at(s, layout, out, cap, head, &tail);
-  if (st != SE_OK) model_fail(m, st, "%s", s->error);
-  else *out_n = head + tail;
+  if (st == SE_OK) {
+    *out_n = head + tail;
+    if (run.progress_callback) run.progress_callback(n, n, run.user_data);
+  }
   se_stream_free(s);
   return st;
 }
 
 se_status se_encode(se_model *m, const float *audio, size_t frames, se_layout layout, float *latents, size_t capacity,
-                    size_t *n_latents) {
-  return offline(m, SE_SIDE_ENCODER, audio, frames, layout, latents, capacity, n_latents);
+                    size_t *n_latents, const se_run_options *options) {
+  return offline(m, SE_SIDE_ENCODER, audio, frames, layout, latents, capacity, n_latents, options);
 }
 
 se_status se_decode(se_model *m, const float *latents, size_t n, se_layout layout, float *audio, size_t capacity,
-                    size_t *n_frames) {
-  return offline(m, SE_SIDE_DECODER, latents, n, layout, audio, capacity, n_frames);
+                    size_t *n_frames, const se_run_options *options) {
+  return offline(m, SE_SIDE_DECODER, latents, n, layout, audio, capacity, n_frames, options);
 }

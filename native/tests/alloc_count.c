@@ -1,10 +1,10 @@
-/* Counts heap allocations during stream push and flush, by interposing malloc and friends in
+/* Counts heap allocations during stream push, flush and reset, by interposing malloc and friends in
  * this executable (glibc: the real ones are __libc_*). Each allocation is attributed to the
  * shared object its caller lies in (dladdr of the return address): libsame_edge must make none
  * after a stream is created; LiteRT's own, inside a run, are counted and reported.
  *
  *   se_alloc_count MODEL_DIR [THREADS]   prints one line of key=value counts; exit 1 if
- *                                        libsame_edge allocated during push/flush. */
+ *                                        libsame_edge allocated during push, flush or reset. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -81,9 +81,8 @@ int main(int argc, char **argv) {
   se_model_options_init(&o);
   o.threads = argc > 2 ? atoi(argv[2]) : 1;
   se_model *m = NULL;
-  char err[512];
-  if (se_model_open(argv[1], &o, &m, err, sizeof err) != SE_OK) {
-    fprintf(stderr, "%s\n", err);
+  if (se_model_open(argv[1], &o, &m) != SE_OK) {
+    fprintf(stderr, "%s\n", se_last_error());
     return 2;
   }
   int ch = se_model_channels(m), dim = se_model_latent_dim(m), hop = se_model_hop(m);
@@ -116,6 +115,15 @@ int main(int argc, char **argv) {
   counts c = take();
   lib_total += c.library;
   flush_other = c.other;
+  /* A reset, and the next song's first blocks: nothing allocated in the library either. */
+  atomic_store(&counting, 1);
+  status_ok &= se_stream_reset(enc) == SE_OK && se_stream_reset(dec) == SE_OK;
+  for (size_t b = 0; b < 4; b++) {
+    status_ok &= se_stream_push(enc, audio, block, SE_INTERLEAVED, z, cap_z, &nz) == SE_OK;
+    status_ok &= se_stream_push(dec, z, nz, SE_PLANAR, y, cap_y, &ny) == SE_OK;
+  }
+  atomic_store(&counting, 0);
+  lib_total += take().library;
   printf("library_allocs=%ld litert_allocs_first_4_blocks=%ld litert_allocs_per_window_pair_steady=%.1f "
          "litert_bytes_per_window_pair_steady=%.0f litert_allocs_flush=%ld statuses_ok=%d\n",
          lib_total, first_other, runs_steady ? (double)steady_other / (double)runs_steady : 0.0,
