@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_BIN := .venv-runtime/bin
 
-.PHONY: demo demo-model bench test check lint clean native
+.PHONY: demo demo-model bench test check lint clean native native-arm64
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run.py --out benchmarks/results
 
 # Everything, as CI runs it (about 20 minutes on an idle 2-core machine), then the ten slowest tests.
-test: lint native
+test: lint native native-arm64
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 # The inner loop: ruff and every test but those marked slow (full-size SAME-S, fresh exports, the
@@ -52,7 +52,7 @@ test: lint native
 # CHECK_WORKERS pytest-xdist workers. The tiny fixture's conversion is kept in build/test-cache for
 # the next run.
 CHECK_WORKERS ?= 2
-check: lint native
+check: lint native native-arm64
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' -n $(CHECK_WORKERS) --dist loadfile --durations=5
 
 lint: $(BIN)/.installed
@@ -70,6 +70,16 @@ native: $(BIN)/.installed
 	cmake -S native -B build/native-asan -DLITERT_LIBRARY=$(LITERT_LIB) -DSAME_EDGE_SANITIZE=ON \
 		-DCMAKE_BUILD_TYPE=Debug -DSAME_EDGE_BUILD_CLI=ON > /dev/null
 	cmake --build build/native-asan -j2
+
+# The same programs cross-built for 64-bit ARM Linux into build/native-arm64, against the aarch64
+# ai-edge-litert wheel's libLiteRt.so (build/litert-arm64); tests/test_native_arm64.py runs them
+# under qemu-user. native/install-deps-arm64.sh installs the cross compilers, arm64 libsndfile
+# and libsoxr, qemu-user and that libLiteRt.so, only when missing.
+native-arm64: $(BIN)/.installed
+	bash native/install-deps-arm64.sh $(BIN)/python build/litert-arm64
+	cmake -S native -B build/native-arm64 -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/native/cmake/aarch64-linux-gnu.cmake \
+		-DLITERT_LIBRARY=$(CURDIR)/build/litert-arm64/libLiteRt.so > /dev/null
+	cmake --build build/native-arm64 -j2
 
 clean:
 	rm -rf $(VENV) .venv-runtime build

@@ -24,19 +24,4 @@ fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-echo "native/install-deps.sh: installing ${missing[*]}" >&2
-if [ "$(id -u)" = 0 ]; then
-  SUDO=
-elif command -v sudo >/dev/null 2>&1; then
-  SUDO=sudo
-else
-  echo "native/install-deps.sh: missing ${missing[*]}; run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "native/install-deps.sh: missing ${missing[*]} and no apt-get: install them with your package manager" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+bash "$(dirname "$0")/apt-install.sh" native/install-deps.sh "${missing[@]}"

@@ -42,12 +42,14 @@ def _litert_library() -> Path:
     return Path(ai_edge_litert.__file__).parent / "libLiteRt.so"
 
 
-def _cmake_build(tree: Path, *extra: str) -> None:
+def _cmake_build(tree: Path, *extra: str, litert: Path | None = None) -> None:
+    """Configure and build native/ into `tree` (incrementally), against `litert` (default: the venv's)."""
     if shutil.which("cmake") is None:
         pytest.fail("cmake is missing: run `make native` (native/install-deps.sh installs it)")
     with exclusive(tree):
-        subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(tree), f"-DLITERT_LIBRARY={_litert_library()}",
-                        *extra], check=True, capture_output=True, text=True)
+        subprocess.run(["cmake", "-S", str(ROOT / "native"), "-B", str(tree),
+                        f"-DLITERT_LIBRARY={litert or _litert_library()}", *extra], check=True, capture_output=True,
+                       text=True)
         done = subprocess.run(["cmake", "--build", str(tree), "-j2"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
