@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_BIN := .venv-runtime/bin
 
-.PHONY: demo demo-model bench test check lint clean native native-arm64
+.PHONY: demo demo-model bench test check lint clean native native-arm64 java
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,11 @@ demo-model: $(BIN)/.installed
 
 # Every benchmark in one run (about an hour on a 2-core CPU): JSON, Markdown tables and PNG
 # plots in benchmarks/results/, the numbers the README shows.
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed native java
 	$(BIN)/python benchmarks/run.py --out benchmarks/results
 
 # Everything, as CI runs it (about 20 minutes on an idle 2-core machine), then the ten slowest tests.
-test: lint native native-arm64
+test: lint native native-arm64 java
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
 
 # The inner loop: ruff and every test but those marked slow (full-size SAME-S, fresh exports, the
@@ -52,7 +52,7 @@ test: lint native native-arm64
 # CHECK_WORKERS pytest-xdist workers. The tiny fixture's conversion is kept in build/test-cache for
 # the next run.
 CHECK_WORKERS ?= 2
-check: lint native native-arm64
+check: lint native native-arm64 java
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m 'not slow' -n $(CHECK_WORKERS) --dist loadfile --durations=5
 
 lint: $(BIN)/.installed
@@ -80,6 +80,13 @@ native-arm64: $(BIN)/.installed
 	cmake -S native -B build/native-arm64 -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/native/cmake/aarch64-linux-gnu.cmake \
 		-DLITERT_LIBRARY=$(CURDIR)/build/litert-arm64/libLiteRt.so > /dev/null
 	cmake --build build/native-arm64 -j2
+
+# The Java binding (bindings/java): the JNI shim libsame_edge_jni.so, same-edge.jar and its JUnit 5
+# tests into build/java, against build/native. bindings/java/install-deps.sh installs a JDK 17, kotlin,
+# junit5 and cmake only when missing; tests/test_java.py runs the tests on the Python runtime's outputs.
+java: native
+	bash bindings/java/install-deps.sh
+	bash bindings/java/build.sh
 
 clean:
 	rm -rf $(VENV) .venv-runtime build

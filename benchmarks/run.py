@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from dataset import dataset_rows, dataset_table
 from export_speed import export_rows, export_table
+from java import measure as java_measure
+from java import table as java_table
 from kernels import kernel_rows, kernel_table
 from memory import load_times, peak_rss, stream_memory
 from op_profile import op_table, profile_rows, profile_summary_table
@@ -43,7 +45,7 @@ from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
 SAMPLE_RATE = load_config(SAME_S_CONFIG).sample_rate  # the demo model shares it
-STAGES = ("export", "kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "dataset")
+STAGES = ("export", "kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "java", "dataset")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -153,6 +155,10 @@ def main() -> None:
         report["native"] = native_measure(DEMO_MODEL_DIR, threads=2, calls=20 if args.quick else 60,
                                           minutes=tuple(args.minutes[:1] + args.minutes[-1:]))
 
+    if "java" in args.stages:  # needs `make java`
+        _stage("the Java binding's cost per call against C's, the bundled model")
+        report["java"] = java_measure(DEMO_MODEL_DIR, calls=50 if args.quick else 300, threads=2)
+
     if "dataset" in args.stages:
         _stage("encode-dataset: workers, Ray, many short files against one long one")
         report["dataset"] = dataset_rows(DEMO_MODEL_DIR, args.work / "dataset", short_files=20 if args.quick else 500,
@@ -203,6 +209,8 @@ def render(report: dict) -> str:
                   export_table(report["export"])]
     if report.get("native"):
         parts += ["\n## Native library against the Python runtime\n", native_table(report["native"])]
+    if report.get("java"):
+        parts += ["\n## Java binding against C, per push\n", java_table(report["java"])]
     if report.get("dataset"):
         parts += ["\n## Dataset encoding (`same-edge encode-dataset`)\n", dataset_table(report["dataset"])]
     return "\n".join(parts) + "\n"

@@ -40,6 +40,9 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     native = report["native"]
     assert all(native[side]["encode_x_realtime"] > 0 for side in ("native", "python"))
     assert [r["minutes"] for r in native["roundtrip_rss"]] == [0.25, 0.5]
+    java = report["java"]["paths"]
+    assert {"C push", "Java push(float[])", "Java push(FloatBuffer)"} <= set(java)
+    assert all(v["chunk_median_us"] > v["empty_median_us"] > 0 for v in java.values())
     assert {r["layout"] for r in report["dataset"]["rows"]} >= {"1 worker x 1 thread"}
     exports = {r["fold"]: r for r in report["export"] if r["precision"] == "w8a8"}  # the same export, both ways
     assert set(exports) == {True, False}
@@ -47,7 +50,8 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     markdown = (out / "results.md").read_text()
     assert "## Export" in markdown and "faster with the weights folded" in markdown
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
-    assert "## Native library" in markdown and "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
+    assert "## Native library" in markdown and "## Java binding" in markdown
+    assert "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
     for plot in ("speed", "streaming", "memory", "fidelity"):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
