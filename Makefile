@@ -1,7 +1,7 @@
 # One command each for a fresh machine: `make demo` (the main job) and `make test`.
 # `make demo` builds .venv-runtime from nothing with `pip install '.[plot]'` (the runtime, the
 # bundled demo model and matplotlib for its picture; no torch); `make test` builds .venv: the
-# runtime, the export extra, the dev tools and matplotlib.
+# runtime, the export extra, the dev tools, matplotlib, Ray and the peer runtimes of `make bench`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ RUNTIME_BIN := .venv-runtime/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench,cluster]'
+	$(BIN)/python -m pip install --quiet -e '.[export,dev,bench,cluster,peers]'
 	touch $@
 
 $(RUNTIME_BIN)/.installed: pyproject.toml same_edge/VERSION $(wildcard same_edge/*.py) $(wildcard models/*.py) $(wildcard models/demo/*)

@@ -6,6 +6,11 @@ timed against the PyTorch fp32 matmuls of the same shapes, in one run.
 
 This is the ceiling the whole model can reach per precision: a precision whose FC kernels are
 only k x faster than fp32 here cannot make the model more than about k x faster.
+
+Beside the project's precisions, the kernels LiteRT could choose and another runtime's: LiteRT
+with static int8 activations (calibrated; XNNPACK's qs8 kernels instead of its dynamic qd8 ones),
+and ONNX Runtime fp32 and dynamic int8 (MLAS; with ``reduce_range``, 7-bit weights, too) when the
+``peers`` extra is installed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peers import export_module_onnx, ort_int8, unavailable
 from timing import median_time
 from torch import nn
 
@@ -74,6 +80,40 @@ def convert(module: BlockMatmuls, tokens: int) -> bytes:
         return path.read_bytes()
 
 
+def static_int8(float_model: bytes, module: BlockMatmuls, tokens: int) -> bytes:
+    """``float_model`` with static int8 activations and int8 per-channel weights, calibrated on
+    random inputs of every signature (what the kernels run on, not a precision the exporter offers)."""
+    from ai_edge_quantizer import qtyping, quantizer
+
+    q = quantizer.Quantizer(bytearray(float_model))
+    q.add_static_config(".*", qtyping.TFLOperationName.FULLY_CONNECTED, activation_num_bits=8, weight_num_bits=8)
+    rng = np.random.default_rng(1)
+    widths = {"block": WIDTH, **{name: getattr(module, name).in_features for name in LAYERS}}
+    samples = {name: [{"x": rng.normal(size=(1, tokens, width)).astype(np.float32)} for _ in range(4)]
+               for name, width in widths.items()}
+    with stderr_silenced():
+        return bytes(q.quantize(q.calibrate(samples)).quantized_model)
+
+
+def _onnx_sessions(layers: dict[str, nn.Module], inputs: dict[str, np.ndarray], work: Path,
+                   threads: int) -> dict[str, dict[str, object]]:
+    """ONNX Runtime sessions per kernel ("ONNX Runtime fp32", "... int8", "... int8 reduce_range") and layer."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    sessions: dict[str, dict[str, object]] = {}
+    for name, layer in layers.items():
+        module = layer if name == "block" else _Layer(layer).eval()
+        fp32 = export_module_onnx(module, {"x": inputs[name]}, work / f"{name}-fp32.onnx")
+        paths = {"ONNX Runtime fp32": fp32, "ONNX Runtime int8 (MLAS)": ort_int8(fp32, work / f"{name}-int8.onnx"),
+                 "ONNX Runtime int8 reduce_range (MLAS)": ort_int8(fp32, work / f"{name}-int8-7bit.onnx", reduce_range=True)}
+        for kernel, path in paths.items():
+            sessions.setdefault(kernel, {})[name] = ort.InferenceSession(str(path), options,
+                                                                         providers=["CPUExecutionProvider"])
+    return sessions
+
+
 def kernel_rows(threads_list: list[int], repeats: int, work: Path, tokens: int = 544) -> list[dict]:
     """Time the block's FC layers, together and one by one, per precision (LiteRT) and in
     PyTorch fp32, per thread count."""
@@ -89,6 +129,12 @@ def kernel_rows(threads_list: list[int], repeats: int, work: Path, tokens: int =
     rng = np.random.default_rng(0)
     inputs = {name: rng.normal(size=(1, tokens, WIDTH if name == "block" else shapes[name][0])).astype(np.float32)
               for name in layers}
+    static = work / "a8w8-static.tflite"
+    if not static.exists():
+        static.write_bytes(static_int8(fp32.read_bytes(), module, tokens))
+    onnx_missing = unavailable()
+    if onnx_missing:
+        print(onnx_missing)
     rows = []
     for threads in threads_list:
         torch.set_num_threads(threads)
@@ -97,8 +143,8 @@ def kernel_rows(threads_list: list[int], repeats: int, work: Path, tokens: int =
             with torch.no_grad():
                 t, spread = median_time(lambda layer=layer, x=x: layer(x), repeats)
             rows.append({"kernel": "PyTorch fp32", "layer": name, "threads": threads, "ms": t * 1e3, "spread_ms": spread * 1e3})
-        for precision in PRECISIONS:
-            path = work / f"{precision}.tflite"
+        for precision in (*PRECISIONS, "a8w8 static"):
+            path = static if precision == "a8w8 static" else work / f"{precision}.tflite"
             if not path.exists():
                 path.write_bytes(quantize(fp32.read_bytes(), precision))
             graph = Graph(path, threads)
@@ -107,6 +153,11 @@ def kernel_rows(threads_list: list[int], repeats: int, work: Path, tokens: int =
                 t, spread = median_time(lambda runner=runner, x=x: runner(x=x), repeats)
                 rows.append({"kernel": f"LiteRT {precision}", "layer": name, "threads": threads, "ms": t * 1e3,
                              "spread_ms": spread * 1e3})
+        for kernel, sessions in ({} if onnx_missing else _onnx_sessions(layers, inputs, work, threads)).items():
+            for name, session in sessions.items():
+                x = inputs[name]
+                t, spread = median_time(lambda session=session, x=x: session.run(None, {"x": x}), repeats)
+                rows.append({"kernel": kernel, "layer": name, "threads": threads, "ms": t * 1e3, "spread_ms": spread * 1e3})
     for r in rows:
         base = next(b for b in rows if b["kernel"] == "PyTorch fp32" and (b["threads"], b["layer"]) == (r["threads"], r["layer"]))
         r["tokens"], r["gflops"], r["vs_torch_fp32"] = tokens, flops[r["layer"]] / (r["ms"] / 1e3) / 1e9, base["ms"] / r["ms"]

@@ -8,7 +8,9 @@ Exports are cached in ``--work``. ``--stages`` re-measures some tables and keeps
 the existing ``results.json``; ``--quick`` shortens every measurement (a smoke run, not numbers to
 publish). About an hour on a 2-core CPU: about 35 minutes the export stage (its "before" row, the
 exporter without the weight folding, is 30 of them), 5 exporting SAME-S at every precision for the
-other stages (once: the exports are cached), about 15 the memory runs.
+other stages (once: the exports are cached), about 15 the memory runs. The "peers" stage (ONNX
+Runtime, OpenVINO, PyTorch eager on the same windows) needs the ``peers`` extra and is skipped,
+with a line saying so, without it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from java import table as java_table
 from kernels import kernel_rows, kernel_table
 from memory import load_times, peak_rss, stream_memory
 from op_profile import op_table, profile_rows, profile_summary_table
+from peers import measure as peers_measure
+from peers import peers_table
 from plots import plot_all
 from precision_fidelity import export_precisions, fidelity_rows, fidelity_table
 from speed import machine, speed_rows, speed_table, stream_hops, streaming_table
@@ -45,7 +49,7 @@ from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
 SAMPLE_RATE = load_config(SAME_S_CONFIG).sample_rate  # the demo model shares it
-STAGES = ("export", "kernels", "speed", "streaming", "profile", "fidelity", "memory", "native", "java", "dataset")
+STAGES = ("export", "kernels", "speed", "peers", "streaming", "profile", "fidelity", "memory", "native", "java", "dataset")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -121,6 +125,14 @@ def main() -> None:
                            "rows": speed_rows(args.config, same_s, audio, [1, 2], args.repeats,
                                               _fp32_kernel_gflops(report.get("kernels", [])))}
 
+    if "peers" in args.stages:  # needs the peers extra; skipped with a line saying so without it
+        _stage("ONNX Runtime, OpenVINO and PyTorch eager against LiteRT on the same 16-chunk windows")
+        report.pop("peers", None)
+        peers = peers_measure(args.config, checkpoint, {pr: dirs[pr] for pr in ("fp32", "w8a32", "w8a8")},
+                              args.work / "peers", [2] if args.quick else [1, 2], args.repeats)
+        if peers is not None:
+            report["peers"] = peers
+
     if "streaming" in args.stages:
         _stage("streaming per hop")
         report["streaming"] = [stream_hops(dirs[pr], 2, seconds=8.0 if args.quick else 30.0) for pr in PRECISIONS]
@@ -183,6 +195,14 @@ def render(report: dict) -> str:
              "\n## Matrix-multiply kernels: one SAME-S block's FC layers\n", kernel_table(report["kernels"]),
              "\n## Streaming: SAME-S at the smallest window (one chunk = 2 frames), 2 threads\n",
              streaming_table(report["streaming"])]
+    if report.get("peers"):
+        pe = report["peers"]
+        parts += [f"\n## Other runtimes: SAME-S, one {pe['window_chunks']}-chunk window call "
+                  f"({pe['window_seconds']:.2f} s of audio), medians of {pe['repeats']} interleaved rounds\n",
+                  "Errors of the main output (latents, audio) against PyTorch fp32 on the same inputs; "
+                  "\"vs same-edge w8a8\": time over same-edge w8a8's at the same threads (above 1: slower). "
+                  + ", ".join(f"{k} {v}" for k, v in pe["versions"].items()) + ".\n",
+                  peers_table(pe)]
     if report.get("profile"):  # LiteRT's profiler, per op type; "FC / end to end" is the share of the FC floor
         parts += ["\n## Per-op profile: SAME-S, 2 threads (LiteRT profiler, XNNPACK nodes)\n",
                   profile_summary_table(report["profile"])]

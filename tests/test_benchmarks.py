@@ -4,6 +4,7 @@ the tiny fixture: it checks the plumbing, not the numbers)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,13 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     java = report["java"]["paths"]
     assert {"C push", "Java push(float[])", "Java push(FloatBuffer)"} <= set(java)
     assert all(v["chunk_median_us"] > v["empty_median_us"] > 0 for v in java.values())
+    peers = report["peers"]["rows"]  # the peers extra is installed with the dev environment (make test)
+    runtimes = {(r["runtime"], r["precision"].removesuffix(" (most accurate tried)")) for r in peers}
+    assert {("PyTorch eager", "fp32"), ("same-edge LiteRT", "fp32"), ("same-edge LiteRT", "w8a8"), ("ONNX Runtime", "fp32"),
+            ("ONNX Runtime", "int8"), ("OpenVINO", "fp32"), ("OpenVINO", "int8 weights")} <= runtimes
+    assert all(r[f"{side}_ms"] > 0 and math.isfinite(r[f"{side}_max_rel_error"]) for r in peers for side in ("encode", "decode"))
+    eager = next(r for r in peers if r["runtime"] == "PyTorch eager")
+    assert eager["encode_max_rel_error"] == eager["decode_max_rel_error"] == 0.0
     assert {r["layout"] for r in report["dataset"]["rows"]} >= {"1 worker x 1 thread"}
     exports = {r["fold"]: r for r in report["export"] if r["precision"] == "w8a8"}  # the same export, both ways
     assert set(exports) == {True, False}
@@ -50,7 +58,7 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     markdown = (out / "results.md").read_text()
     assert "## Export" in markdown and "faster with the weights folded" in markdown
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
-    assert "## Native library" in markdown and "## Java binding" in markdown
+    assert "## Native library" in markdown and "## Java binding" in markdown and "## Other runtimes" in markdown
     assert "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
     for plot in ("speed", "streaming", "memory", "fidelity"):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
