@@ -422,13 +422,17 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_the_next_run_finishes_the_rest(tmp_
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_a_signal_between_recording_an_output_and_counting_it_is_held_until_both_are_done(tmp_path, model, monkeypatch,
-                                                                                          sig):
+                                                                                          request, sig):
     """The race a loaded machine showed: a signal landing just after an output's index line was
     written left it out of the summary's count (the re-run then disagreed with the summary)."""
     from same_edge.dataset import run
 
     _library(tmp_path / "in", n=3)
     record = run.Run._record
+    # Python's own Ctrl-C handler, as in a terminal: a runner started in the background by a shell
+    # (`make test &`) inherits SIGINT ignored, and the run rightly leaves an ignored signal alone.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, inherited))
 
     def record_then_signal(self, rec):
         record(self, rec)
