@@ -52,13 +52,19 @@ class SameConfig:
     channels: int  # audio channels (2)
     patch_size: int  # samples per channel in one patch token (256)
     stride: int  # patch tokens per latent frame (16)
-    chunk_size: int  # attention chunk in patch tokens (32), i.e. chunk_size // stride frames
-    latent_dim: int  # 256 for SAME-S
+    chunk_size: int  # chunked attention: chunk in patch tokens (32), i.e. chunk_size // stride frames
+    latent_dim: int  # 256 for SAME-S and SAME-L
     encoder: TransformerConfig
     decoder: TransformerConfig
     decoder_kernel: int  # output conv kernel over tokens: 3 with conv_mapping, else 1
     bottleneck_noise: bool  # official decoder adds 1e-3 * running_std noise to latents
     soft_clip: bool  # tanh on the decoded audio
+    window_frames: int | None = None  # SAME-L: frames a token sees on each side; None: SAME-S's chunks
+
+    @property
+    def sliding(self) -> bool:
+        """SAME-L's sliding-window attention (else SAME-S's midpoint-shifted chunks)."""
+        return self.window_frames is not None
 
     @property
     def hop(self) -> int:
@@ -76,12 +82,22 @@ class SameConfig:
         return self.chunk_size // self.stride
 
     @property
+    def length_frames(self) -> int:
+        """Latent frames that encode pads audio to a multiple of, and decode pads latents to: a
+        whole attention chunk for SAME-S (2 frames, 8192 samples), one frame for SAME-L."""
+        return 1 if self.sliding else self.frames_per_chunk
+
+    @property
     def frame_tokens(self) -> int:
         """Tokens of one frame in the transformer: its stride patch tokens plus one learned token (17)."""
         return self.stride + 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields, ``window_frames`` only for sliding attention: a SAME-S manifest is unchanged."""
+        d = asdict(self)
+        if d["window_frames"] is None:
+            del d["window_frames"]
+        return d
 
 
 def _require(cond: bool, what: str) -> None:
@@ -95,9 +111,12 @@ def _side(block: dict[str, Any], name: str, io_dim: int) -> tuple[TransformerCon
     c = block["config"]
     _require(len(c["c_mults"]) == 1 and len(c["strides"]) == 1,
              f"{name} has {len(c['c_mults'])} resampling blocks (SAME has exactly one)")
-    _require(c.get("sliding_window") is None,
-             f"{name} uses sliding-window attention (SAME-L); only chunked attention (SAME-S) is implemented")
-    _require(c.get("chunk_midpoint_shift", False), f"{name} has chunk_midpoint_shift off")
+    window = c.get("sliding_window")
+    if window is None:
+        _require(c.get("chunk_midpoint_shift", False), f"{name} has chunk_midpoint_shift off")
+    else:
+        _require(isinstance(window, list) and len(window) == 2 and window[0] == window[1] and window[0] >= 0,
+                 f"{name} sliding_window {window} (only a symmetric window [w, w] of whole frames is implemented)")
     _require(c.get("differential", True), f"{name} has differential attention off")
     _require(c.get("dyt", True), f"{name} uses RMSNorm instead of DyT")
     for flag in ("conformer", "layer_scale", "feat_scale", "cross_attn", "causal"):
@@ -118,7 +137,8 @@ def _side(block: dict[str, Any], name: str, io_dim: int) -> tuple[TransformerCon
         mask_noise=float(c.get("mask_noise", 0.0)),
         output_tokens=1 if c.get("variable_stride", False) else (1 if name == "encoder" else stride),
     )
-    _require(cfg.depth >= 2, f"{name} has depth {cfg.depth} (the midpoint shift needs at least 2 blocks)")
+    _require(cfg.depth >= 2 or window is not None,
+             f"{name} has depth {cfg.depth} (the midpoint shift needs at least 2 blocks)")
     return cfg, c
 
 
@@ -139,11 +159,15 @@ def parse_config(raw: dict[str, Any]) -> SameConfig:
         dec, dc = _side(model["decoder"], "decoder", patch_dim)
         _require(ec["in_channels"] == patch_dim and dc["out_channels"] == patch_dim,
                  "encoder/decoder io channels do not match the patch size")
-        _require(ec["strides"] == dc["strides"] and ec["chunk_size"] == dc["chunk_size"],
+        _require(ec.get("sliding_window") == dc.get("sliding_window"),
+                 "encoder and decoder differ in attention (sliding_window)")
+        window = ec.get("sliding_window")
+        # The official default chunk_size (32) when absent; unused by sliding attention.
+        stride, chunk = ec["strides"][0], ec.get("chunk_size", 32)
+        _require(ec["strides"] == dc["strides"] and chunk == dc.get("chunk_size", 32),
                  "encoder and decoder differ in stride or chunk size")
         _require(not ec.get("conv_mapping", False), "encoder conv_mapping (k=3 input conv)")
-        stride, chunk = ec["strides"][0], ec["chunk_size"]
-        _require(chunk % stride == 0 and (chunk // stride) % 2 == 0,
+        _require(window is not None or (chunk % stride == 0 and (chunk // stride) % 2 == 0),
                  f"chunk_size {chunk} must be an even multiple of the stride {stride}")
         bn = model["bottleneck"]
         if bn.get("type") != "softnorm":
@@ -165,6 +189,7 @@ def parse_config(raw: dict[str, Any]) -> SameConfig:
             decoder_kernel=3 if dc.get("conv_mapping", False) else 1,
             bottleneck_noise=bool(bc.get("noise_regularize", False)),
             soft_clip=bool(model["decoder"].get("soft_clip", False)),
+            window_frames=None if window is None else window[0],
         )
     except (KeyError, TypeError, IndexError) as e:
         raise ConfigError(f"malformed SAME model_config.json: missing or invalid field {e}") from None

@@ -44,7 +44,7 @@ from same_edge.metrics import snr_db
 
 from .cache import ConversionCache, conversion_key
 from .checkpoint import load_model
-from .config import ConfigError
+from .config import ConfigError, UnsupportedConfigError
 from .delegation import check_delegation
 from .graphs import geometry, graph_modules, signature_inputs
 from .model import SameAutoencoder, folded_copy
@@ -316,6 +316,9 @@ def export_precisions(
             f"same-edge: {line}", file=sys.stderr))
         with timer.phase("load checkpoint"):
             model = load_model(config_path, checkpoint_path)
+            if model.config.sliding:
+                raise UnsupportedConfigError("SAME-L (sliding-window attention) runs in PyTorch "
+                                             "(same_edge_export.load_model) but has no LiteRT graphs yet")
             source = SYNTHETIC_SOURCE
             if fidelity_audio is None and fidelity_audio_path is not None:
                 fidelity_audio = read_audio(fidelity_audio_path, model.config.sample_rate, model.config.channels,

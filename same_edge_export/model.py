@@ -23,6 +23,7 @@ from torch import nn
 from .config import SameConfig, TransformerConfig
 
 ROPE_BASE = 10000.0
+MASKED = -1e9  # attention bias of a key a query does not see: exp underflows to exactly 0
 
 
 class Folding(nn.Module):
@@ -137,22 +138,32 @@ class DifferentialAttention(Folding):
     multiply and one softmax, and ``softmax(q k^T) - softmax(q2 k2^T)`` multiplies ``v`` once.
     """
 
-    def __init__(self, width: int, head_dim: int, chunk_len: int, frame_tokens: int = 1) -> None:
+    def __init__(self, width: int, head_dim: int, chunk_len: int, frame_tokens: int = 1, halo: int | None = None) -> None:
         super().__init__()
         if head_dim % 4:
             raise ValueError(f"head_dim {head_dim} is not a multiple of 4 (the rotary embedding's quarters)")
         self.width, self.head_dim, self.heads, self.chunk_len = width, head_dim, width // head_dim, chunk_len
+        self.halo = halo
         self.qkv = nn.Linear(width, 5 * width, bias=False)  # rows: q, q2, k, k2 (pair-major), v
         self.out = nn.Linear(width, width, bias=False)
         self.q_norm = DynamicTanh(head_dim)
         self.k_norm = DynamicTanh(head_dim)
-        positions = torch.arange(chunk_len)
+        # With a halo, a block's keys are its tokens plus ``halo`` either side, the queries the
+        # middle: rotary positions only enter as differences, so they restart in every block.
+        h = halo or 0
+        keys, queries = torch.arange(chunk_len + 2 * h), torch.arange(h, h + chunk_len)
         scale = head_dim**-0.5
-        for name, pos, sc in (("q", positions, scale), ("k", positions, 1.0),
-                              ("q_last", positions[frame_tokens - 1 :: frame_tokens], scale)):
+        for name, pos, sc in (("q", queries, scale), ("k", keys, 1.0),
+                              ("q_last", queries[frame_tokens - 1 :: frame_tokens], scale)):
             c, s = rope_tables(pos, head_dim, sc)
             self.register_buffer(f"rope_{name}_c", c, persistent=False)
             self.register_buffer(f"rope_{name}_s", s, persistent=False)
+        if halo is not None:
+            # The sliding window: query i sees key j iff |i - j| <= halo; a large negative, not
+            # -inf, so that a row of padding keys stays finite.
+            for name, pos in (("q", queries), ("q_last", queries[frame_tokens - 1 :: frame_tokens])):
+                band = (pos[:, None] - keys[None, :]).abs() <= halo
+                self.register_buffer(f"band_{name}", torch.where(band, 0.0, MASKED), persistent=False)
 
     def _rotary(self, norm: DynamicTanh, c: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The norm and rotary constants of one projection pair: ``(mix, shift)``, [n, 1 (map), 2
@@ -195,23 +206,35 @@ class DifferentialAttention(Folding):
         t = t.reshape(b, n, 2, 4, self.heads, self.head_dim // 4).permute(0, 4, 2, 1, 3, 5)
         return t.reshape(b * self.heads * 2, n, self.head_dim)
 
-    def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_of: int | None = None, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens of B whole chunks of N = chunk_len, flattened: [B * N, D] -> [B * N, D], or only
         the last of every ``last_of`` tokens (what the encoder reads out; a plain slice):
-        [B * N / last_of, D]. Every token is still a key and value."""
-        n, w = self.chunk_len, self.width
-        b, heads, hd = x.shape[0] // n, self.heads, self.head_dim
+        [B * N / last_of, D]. Every token is still a key and value.
+
+        With a halo, x holds B blocks of K = N + 2 * halo tokens, [B * K, D], the queries the
+        middle N of each; ``key_bias`` [B, K] is 0 for real keys and ``MASKED`` for padding.
+        """
+        w, hd, heads = self.width, self.head_dim, self.heads
+        n = self.chunk_len + 2 * (self.halo or 0)  # keys per block
+        b = x.shape[0] // n
         const = self.constants()
+        xq = x
+        if self.halo is not None:
+            xq = x.reshape(b, n, w)[:, self.halo : n - self.halo].reshape(-1, w)
+        queries = "q"
         if last_of is not None:
-            xq, queries = x.reshape(-1, last_of, w)[:, last_of - 1], "q_last"
-        else:
-            xq, queries = x, "q"
+            xq, queries = xq.reshape(-1, last_of, w)[:, last_of - 1], "q_last"
         nq = const[f"{queries}_mix"].shape[0]
         q = self._heads(self._rotated(xq, const["q_weight"], const[f"{queries}_mix"], const[f"{queries}_shift"]))
         k = self._heads(self._rotated(x, const["k_weight"], const["k_mix"], const["k_shift"]))
         v = F.linear(x, const["v_weight"]).reshape(b, n, heads, hd)
+        scores = torch.bmm(q, k.transpose(1, 2))
+        if self.halo is not None:
+            band = getattr(self, f"band_{queries}")
+            scores = scores.reshape(b, heads * 2, nq, n) + band if key_bias is None else \
+                scores.reshape(b, heads * 2, nq, n) + band + key_bias[:, None, None, :]
         # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
-        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)).reshape(b * heads, 2, nq, n), dim=-1)
+        p = torch.softmax(scores.reshape(b * heads, 2, nq, n), dim=-1)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
         out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
         return self.out(out.permute(0, 2, 1, 3).reshape(b * nq, w))
@@ -244,18 +267,25 @@ class GatedFeedForward(Folding):
 class TransformerBlock(nn.Module):
     """Pre-norm block: DyT, differential attention, DyT, gated feed-forward."""
 
-    def __init__(self, cfg: TransformerConfig, chunk_len: int, index: int, frame_tokens: int = 1) -> None:
+    def __init__(self, cfg: TransformerConfig, chunk_len: int, index: int, frame_tokens: int = 1,
+                 halo: int | None = None) -> None:
         super().__init__()
         self.attn_norm = DynamicTanh(cfg.width)
-        self.attn = DifferentialAttention(cfg.width, cfg.head_dim, chunk_len, frame_tokens)
+        self.attn = DifferentialAttention(cfg.width, cfg.head_dim, chunk_len, frame_tokens, halo)
         self.ff_norm = DynamicTanh(cfg.width)
         self.ff = GatedFeedForward(cfg.width, cfg.ff_mult, cfg.uses_sine(index))
 
-    def forward(self, x: torch.Tensor, last_of: int | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_of: int | None = None, key_bias: torch.Tensor | None = None) -> torch.Tensor:
         """[B * N, D] -> [B * N, D], B whole chunks, or only the last of every ``last_of`` tokens
         (see ``DifferentialAttention``). Tokens stay 2-D through the blocks: the converter would
-        flatten them for every projection, and XNNPACK copies a reshape whose result feeds several."""
-        h = self.attn(self.attn_norm(x), last_of)
+        flatten them for every projection, and XNNPACK copies a reshape whose result feeds several.
+        With a halo, x is [B * (N + 2 * halo), D], each block with its neighbours (``key_bias``
+        [B, N + 2 * halo] masks the padding), and the result is the middle N tokens of each."""
+        h = self.attn(self.attn_norm(x), last_of, key_bias)
+        halo = self.attn.halo
+        if halo is not None:
+            n, d = self.attn.chunk_len, x.shape[-1]
+            x = x.reshape(-1, n + 2 * halo, d)[:, halo : halo + n].reshape(-1, d)
         if last_of is not None:
             x = x.reshape(-1, last_of, x.shape[-1])[:, last_of - 1]
         x = x + h
@@ -326,6 +356,52 @@ class MidpointShiftTransformer(nn.Module):
         return self.second_half(torch.cat([state, state], dim=1), last_token_only)[:, : self.half]
 
 
+class SlidingWindowTransformer(nn.Module):
+    """SAME-L's attention: every block sees the whole sequence, each token the tokens up to
+    ``window_frames`` frames away (``w * S`` tokens, either side), the band clipped at the ends.
+
+    Computed in blocks of ``block_frames`` frames, each block's keys its own tokens plus w frames
+    of its neighbours' (zeros, masked off, past the ends): a query's band never leaves its block
+    and halo, so this is the whole-sequence attention at a cost linear in the length. The block
+    size changes only the order of float sums.
+    """
+
+    def __init__(self, cfg: TransformerConfig, window_frames: int, frame_tokens: int, block_frames: int = 8) -> None:
+        super().__init__()
+        self.window_frames, self.frame_tokens, self.block_frames = window_frames, frame_tokens, block_frames
+        block_len, halo = block_frames * frame_tokens, window_frames * frame_tokens
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, block_len, i, frame_tokens, halo) for i in range(cfg.depth))
+
+    def _with_halo(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, n * m, S, D] -> [B * n * (m + 2w) * S, D]: each block of m frames with w frames
+        of each neighbour (zeros past the ends)."""
+        m, w, d = self.block_frames, self.window_frames, x.shape[-1]
+        padded = F.pad(x, (0, 0, 0, 0, w, w))
+        blocks = padded.unfold(1, m + 2 * w, m)  # [B, n, S, D, m + 2w]
+        return blocks.permute(0, 1, 4, 2, 3).reshape(-1, d)
+
+    def _key_bias(self, batch: int, frames: int, padded: int) -> torch.Tensor:
+        """[B * n, (m + 2w) * S]: 0 for the keys of the real frames, ``MASKED`` for padding."""
+        m, w = self.block_frames, self.window_frames
+        real = torch.zeros(padded + 2 * w, dtype=torch.bool)
+        real[w : w + frames] = True
+        bias = torch.where(real, 0.0, MASKED).unfold(0, m + 2 * w, m)  # [n, m + 2w]
+        bias = bias.repeat_interleave(self.frame_tokens, dim=1)
+        return bias.repeat(batch, 1)
+
+    def forward(self, x: torch.Tensor, last_token_only: bool = False) -> torch.Tensor:
+        """Whole sequence, as the official model: [B, G, S, D] -> [B, G, S, D] (or [B, G, 1, D],
+        each frame's last token, computing the last block for those tokens only)."""
+        b, g, s, d = x.shape
+        padded = g + (-g % self.block_frames)
+        h = F.pad(x, (0, 0, 0, 0, 0, padded - g))
+        bias = self._key_bias(b, g, padded)
+        for i, block in enumerate(self.blocks):
+            last = last_token_only and i == len(self.blocks) - 1
+            h = block(self._with_halo(h), s if last else None, bias).reshape(b, padded, 1 if last else s, d)
+        return h[:, :g]
+
+
 class SoftNormBottleneck(nn.Module):
     """``encode: (z * scale + bias) / running_std``; ``decode: z * running_std``."""
 
@@ -343,6 +419,13 @@ class SoftNormBottleneck(nn.Module):
         return z * self.running_std
 
 
+def attention_stack(cfg: SameConfig, side: TransformerConfig) -> MidpointShiftTransformer | SlidingWindowTransformer:
+    """One side's transformer, as the config's attention asks: SAME-S's chunks or SAME-L's window."""
+    if cfg.sliding:
+        return SlidingWindowTransformer(side, cfg.window_frames, cfg.frame_tokens)
+    return MidpointShiftTransformer(side, cfg.frames_per_chunk, cfg.frame_tokens)
+
+
 class SameEncoder(nn.Module):
     """Patches -> frames of tokens -> transformer -> one latent per frame."""
 
@@ -352,7 +435,7 @@ class SameEncoder(nn.Module):
         self.stride = cfg.stride
         self.input_proj = nn.Linear(cfg.patch_dim, t.width)  # the official weight-normed k=1 conv
         self.output_token = nn.Parameter(torch.zeros(1, 1, t.width))
-        self.transformer = MidpointShiftTransformer(t, cfg.frames_per_chunk, cfg.frame_tokens)
+        self.transformer = attention_stack(cfg, t)
         self.to_latent = nn.Linear(t.width, cfg.latent_dim)
 
     def embed(self, patches: torch.Tensor) -> torch.Tensor:
@@ -379,7 +462,7 @@ class SameDecoder(nn.Module):
         self.from_latent = nn.Linear(cfg.latent_dim, t.width)
         self.output_token = nn.Parameter(torch.zeros(1, t.output_tokens, t.width))
         self.register_buffer("not_first", (torch.arange(cfg.frame_tokens) > 0).float(), persistent=False)
-        self.transformer = MidpointShiftTransformer(t, cfg.frames_per_chunk, cfg.frame_tokens)
+        self.transformer = attention_stack(cfg, t)
         # The official weight-normed Conv1d(width, patch_dim, k), fused and stored as
         # [patch_dim, k * width] so that it runs as one matrix multiply over stacked neighbours.
         self.output_conv = nn.Linear(cfg.decoder_kernel * t.width, cfg.patch_dim)
@@ -431,24 +514,26 @@ class SameAutoencoder(nn.Module):
         self.bottleneck = SoftNormBottleneck(cfg.latent_dim)
 
     @property
-    def chunk_samples(self) -> int:
-        """Samples in one attention chunk (8192 for SAME-S): the encoder pads audio to a multiple."""
-        return self.config.chunk_size * self.config.patch_size
+    def length_samples(self) -> int:
+        """Samples the encoder pads audio to a multiple of: 8192 for SAME-S (a whole attention
+        chunk), 4096 for SAME-L (one frame)."""
+        return self.config.length_frames * self.config.hop
 
     def encode(self, audio: torch.Tensor, pruned: bool = False) -> torch.Tensor:
-        """[B, C, T] float32 -> latents [B, latent_dim, G], G = ceil(T / chunk_samples) * m.
+        """[B, C, T] float32 -> latents [B, latent_dim, G], G = ceil(T / length_samples) * length_frames.
 
-        As the official encoder, the audio is zero-padded to a whole number of chunks, so the
-        last frames may cover padding only. ``pruned``: the last block computes only the read-out
-        tokens, as the exported graphs do (the same latents, 12.5% fewer FLOPs for SAME-S).
+        As the official encoder, the audio is zero-padded to a multiple of ``length_samples``, so
+        SAME-S's last frame may cover padding only. ``pruned``: the last block computes only the
+        read-out tokens, as the exported graphs do (the same latents, 12.5% fewer FLOPs for SAME-S).
         """
-        pad = -audio.shape[-1] % self.chunk_samples
+        pad = -audio.shape[-1] % self.length_samples
         patches = patchify(F.pad(audio, (0, pad)), self.config.patch_size)
         frames = self.encoder.transformer(self.encoder.embed(patches), last_token_only=pruned)
         return self.bottleneck.encode(self.encoder.readout(frames)).transpose(1, 2)
 
     def decode(self, latents: torch.Tensor, noise_seed: int | None = None) -> torch.Tensor:
-        """[B, latent_dim, L] -> audio [B, C, G * hop] float32, G = L rounded up to a multiple of m.
+        """[B, latent_dim, L] -> audio [B, C, G * hop] float32, G = L rounded up to a multiple of
+        ``length_frames`` (SAME-S: 2; SAME-L: 1, so G = L).
 
         Deterministic by default. With ``noise_seed`` the official inference noise is added
         (1e-3 * running_std on the latents, ``mask_noise`` on the learned tokens), reproducibly.
@@ -460,7 +545,7 @@ class SameAutoencoder(nn.Module):
             z = z + torch.randn(z.shape, generator=gen) * self.bottleneck.running_std * 1e-3
         x = self.decoder.from_latent(z)
         # Odd lengths are padded with zeros in model space, after the input projection.
-        x = F.pad(x, (0, 0, 0, -x.shape[1] % cfg.frames_per_chunk))
+        x = F.pad(x, (0, 0, 0, -x.shape[1] % cfg.length_frames))
         b, g, d = x.shape
         noise = None
         if gen is not None and cfg.decoder.mask_noise > 0:

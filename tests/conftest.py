@@ -18,6 +18,7 @@ TINY = DATA / "same-tiny"
 TINY_CONFIG = TINY / "model_config.json"
 TINY_CHECKPOINT = TINY / "model.safetensors"
 SAME_S_CONFIG = Path(__file__).parent.parent / "models" / "same-s" / "model_config.json"
+TINY_L = DATA / "same-l-tiny"  # a tiny SAME-L, golden outputs of the official code (tests/official_golden.py)
 GOLDEN_CASES = (0, 1, 2)
 # fp32 graphs against the PyTorch model and the official golden outputs, max |error| / max |ref|:
 # measured 1.3e-7 to 1.0e-6 (tiny fixture); held to 10x that.

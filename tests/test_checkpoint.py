@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import SAME_S_CONFIG, TINY_CHECKPOINT, TINY_CONFIG
-from same_edge_export import CheckpointError, ConfigError, UnsupportedConfigError, load_config, load_model
+from same_edge_export import CheckpointError, ConfigError, load_config, load_model
 from same_edge_export.checkpoint import official_state_dict
 
 
@@ -110,15 +110,6 @@ def test_non_tensor_pickle_is_refused(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"\x80\x04garbage")
     with pytest.raises(CheckpointError, match="weights-only"):
         load_model(TINY_CONFIG, tmp_path / "x.pt")
-
-
-def test_sliding_window_config_is_unsupported(tmp_path):
-    raw = json.loads(TINY_CONFIG.read_text())
-    for side in ("encoder", "decoder"):
-        raw["model"][side]["config"]["sliding_window"] = [8]
-    (tmp_path / "l.json").write_text(json.dumps(raw))
-    with pytest.raises(UnsupportedConfigError, match="sliding-window"):
-        load_config(tmp_path / "l.json")
 
 
 def test_malformed_config_is_a_clear_error(tmp_path):

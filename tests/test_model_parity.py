@@ -96,7 +96,7 @@ def test_a_folded_copy_computes_every_output_bit_for_bit_and_leaves_the_model_tr
     assert all(m.folded for m in folded.modules() if isinstance(m, Folding))
     assert not any(m.folded for m in tiny_model.modules() if isinstance(m, Folding))
     torch.manual_seed(0)
-    audio = torch.randn(1, 2, 3 * tiny_model.chunk_samples + 123)
+    audio = torch.randn(1, 2, 3 * tiny_model.length_samples + 123)
     with torch.no_grad():
         latents = tiny_model.encode(audio)
         assert torch.equal(folded.encode(audio), latents)
