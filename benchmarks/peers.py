@@ -67,7 +67,8 @@ LITERT_SCHEMES = {
     "w8a8": "int8 symmetric per-channel FC weights, activations quantised to int8 at run time "
             "(XNNPACK QD8: asymmetric, per row)",
 }
-ORT_INT8 = ("dynamic int8 (quantize_dynamic): QInt8 symmetric per-channel MatMul weights, activations "
+ORT_INT8 = ("dynamic int8 (quant_pre_process, quantize_dynamic): QInt8 symmetric per-channel weights of every "
+            "linear layer, activations "
             "quantised to uint8 at run time, asymmetric per tensor")
 OV_INT8 = "weight-only int8 (nncf.compress_weights {mode}), per output channel"
 OV_DEFAULTS = ("; CPU plugin defaults (DYNAMIC_QUANTIZATION_GROUP_SIZE 32: activations may be quantised at run time "
@@ -228,8 +229,8 @@ def _cached(path: Path, write: Callable[[Path], None]) -> Path:
 def export_module_onnx(module: torch.nn.Module, inputs: dict[str, np.ndarray], path: Path,
                        output_names: list[str] | None = None) -> Path:
     """fp32 ONNX of ``module`` called with ``inputs`` as keywords, static shapes, by torch's
-    TorchScript exporter (``dynamo=False``): it writes ``nn.Linear`` as MatMul, which ONNX Runtime's
-    dynamic quantiser handles (the dynamo exporter writes Gemm, which it leaves in fp32)."""
+    TorchScript exporter (``dynamo=False``), whose graph ONNX Runtime's quantisation pre-processing
+    and OpenVINO's ONNX frontend both read."""
     def write(tmp: Path) -> None:
         tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
         torch.onnx.export(module, (), str(tmp), kwargs=tensors, input_names=list(tensors), output_names=output_names,
@@ -248,25 +249,37 @@ def export_onnx(w: Windows, side: str, path: Path) -> Path:
 
 
 def _weight_matmuls(path: Path) -> list[str]:
-    """MatMul nodes with a constant right-hand side (the linear layers), in graph order."""
+    """MatMul and Gemm nodes with a constant right-hand side (the linear layers), in graph order."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in constants]
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in constants]
+
+
+def ort_preprocessed(fp32: Path, path: Path) -> Path:
+    """``fp32`` after ONNX Runtime's quantisation pre-processing (shape inference and graph
+    optimisation), which its docs ask for before ``quantize_dynamic``: without it the quantiser
+    cannot see the shapes of most linear layers and leaves two thirds of them fp32."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    def write(tmp: Path) -> None:
+        quant_pre_process(str(fp32), str(tmp), skip_symbolic_shape=True)
+    return _cached(path, write)
 
 
 def ort_int8(fp32: Path, path: Path, reduce_range: bool = False, skip_ends: bool = False) -> Path:
-    """ONNX Runtime dynamic int8 of ``fp32``: the linear layers' MatMuls only (as same-edge quantises
-    only its FC layers), QInt8 weights per output channel; ``reduce_range``: 7-bit weights (no
-    int16 overflow in AVX2's u8 x s8 multiply-adds); ``skip_ends``: the first and last linear layers
-    stay fp32."""
+    """ONNX Runtime dynamic int8 of the pre-processed ``fp32``: the linear layers' MatMuls and Gemms
+    only (as same-edge quantises only its FC layers), QInt8 weights per output channel;
+    ``reduce_range``: 7-bit weights (no int16 overflow in AVX2's u8 x s8 multiply-adds);
+    ``skip_ends``: the first and last linear layers stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def write(tmp: Path) -> None:
-        matmuls = _weight_matmuls(fp32)
-        quantize_dynamic(str(fp32), str(tmp), op_types_to_quantize=["MatMul"], per_channel=True, reduce_range=reduce_range,
-                         weight_type=QuantType.QInt8, nodes_to_exclude=[matmuls[0], matmuls[-1]] if skip_ends else [],
+        linears = _weight_matmuls(fp32)
+        quantize_dynamic(str(fp32), str(tmp), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                         reduce_range=reduce_range, weight_type=QuantType.QInt8,
+                         nodes_to_exclude=[linears[0], linears[-1]] if skip_ends else [],
                          extra_options={"MatMulConstBOnly": True})
     return _cached(path, write)
 
@@ -296,15 +309,20 @@ def settings(w: Windows, litert_dirs: dict[str, Path], work: Path, key: str) -> 
         return {side: make(onnx[side], work / f"{side}_{w.window}-{key}-{name}") for side in SIDES}
 
     ov_fp32 = each(openvino_ir, "ov-fp32.xml")
+    ort_pre = each(ort_preprocessed, "ort-pre.onnx")
+
+    def ort_each(make: Callable[[Path, Path], Path], name: str) -> dict[str, Path]:
+        return {side: make(ort_pre[side], work / f"{side}_{w.window}-{key}-{name}") for side in SIDES}
+
     rows = [Setting(EAGER, "fp32", "fp32", eager(w))]
     rows += [Setting(LITERT, p, LITERT_SCHEMES[p], litert(w, d)) for p, d in litert_dirs.items()]
     rows += [Setting(ORT, "fp32", "fp32", onnxruntime_session(w, onnx)),
-             Setting(ORT, "int8", ORT_INT8, onnxruntime_session(w, each(ort_int8, "ort-int8.onnx"))),
+             Setting(ORT, "int8", ORT_INT8, onnxruntime_session(w, ort_each(ort_int8, "ort-pre-int8.onnx"))),
              Setting(ORT, "int8", f"{ORT_INT8}; 7-bit weights (reduce_range)",
-                     onnxruntime_session(w, each(lambda f, p: ort_int8(f, p, reduce_range=True), "ort-int8-rr.onnx")),
+                     onnxruntime_session(w, ort_each(lambda f, p: ort_int8(f, p, reduce_range=True), "ort-pre-int8-rr.onnx")),
                      alternative_of="int8"),
              Setting(ORT, "int8", f"{ORT_INT8}; first and last linear layers fp32",
-                     onnxruntime_session(w, each(lambda f, p: ort_int8(f, p, skip_ends=True), "ort-int8-ends.onnx")),
+                     onnxruntime_session(w, ort_each(lambda f, p: ort_int8(f, p, skip_ends=True), "ort-pre-int8-ends.onnx")),
                      alternative_of="int8"),
              Setting(OPENVINO, "fp32", "fp32", openvino_request(w, ov_fp32))]
     asym = each(lambda f, p: openvino_ir(f, p, "int8_asym"), "ov-int8-asym.xml")

@@ -78,7 +78,31 @@ def _fidelity(report: dict, out: Path) -> None:
     plt.close(fig)
 
 
+def _peers(report: dict, out: Path) -> None:
+    """Speed against fidelity, a point per runtime and precision: the trade the peers stage is for."""
+    peers = report["peers"]
+    threads = max(r["threads"] for r in peers["rows"])
+    rows = [r for r in peers["rows"] if r["threads"] == threads and r["runtime"] != "PyTorch eager"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, side in zip(axes, ("encode", "decode"), strict=True):
+        for r in rows:
+            snr = min(r[f"{side}_snr_db"], 130.0)  # fp32 rows agree with PyTorch to ~120 dB
+            ax.scatter(snr, r[f"{side}_x_realtime"], marker="o" if r["runtime"].startswith("same-edge") else "s")
+            ax.annotate(f"{r['runtime'].removeprefix('same-edge ')} {r['precision']}", (snr, r[f"{side}_x_realtime"]),
+                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("SNR vs PyTorch fp32, dB (higher is more faithful)")
+        ax.set_title(f"SAME-S {side}, {peers['window_seconds']:.2f} s windows, {threads} threads")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("x real time")
+    fig.tight_layout()
+    fig.savefig(out / "peers.png", dpi=110)
+    plt.close(fig)
+
+
 def plot_all(report: dict, out: Path) -> None:
-    """Write speed.png, streaming.png, memory.png and fidelity.png into ``out``."""
+    """Write speed.png, streaming.png, memory.png, fidelity.png and, with the peers stage, peers.png
+    into ``out``."""
     for plot in (_speed, _streaming, _memory, _fidelity):
         plot(report, out)
+    if report.get("peers"):
+        _peers(report, out)

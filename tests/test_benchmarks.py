@@ -60,7 +60,7 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
     assert "## Native library" in markdown and "## Java binding" in markdown and "## Other runtimes" in markdown
     assert "## Dataset encoding" in markdown and "`same-edge stream`" in markdown
-    for plot in ("speed", "streaming", "memory", "fidelity"):
+    for plot in ("speed", "streaming", "memory", "fidelity", "peers"):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
