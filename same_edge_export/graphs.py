@@ -19,6 +19,15 @@ Decoder window ``n``: ``latents [latent_dim, n * m]``, ``keep [n * m]`` (1.0 for
   ``audio [C, n * m * hop]`` (lagging the window by m/2 frames and (k - 1) / 2 tokens; at stream
   start the first ``start_skip_samples`` are dropped), state, context.
 Decoder flush: state, context -> ``audio [C, (m/2 * stride + (k-1)/2) * patch_size]``, the end.
+
+SAME-L (sliding-window attention, w frames either side; not yet exported): every block's output
+frame needs w frames of its input beyond it, so a window of n frames runs each block as far as its
+input allows and finishes the n frames ``depth * w`` behind (``SlidingWindowTransformer.step``).
+state ``[depth, 2w, stride + 1, width]`` holds each block's last 2w input frames;
+``key_bias [depth, n + 2w]`` masks, per block, the frames before the stream's start and past its
+end (``model.stream_key_bias``, computed by the host), so the stream flushes by pushing windows of
+padding and needs no flush signature. Every frame's computation has the same shape whatever the
+window, so windows of any sizes chain to the same bits.
 """
 
 from __future__ import annotations
@@ -112,6 +121,53 @@ class DecoderFlush(nn.Module):
         tokens = torch.cat([context[None], tokens, tokens.new_zeros(1, edge, tokens.shape[-1])], dim=1)
         audio = unpatchify(dec.conv(tokens), m.config.channels)[0]
         return {"audio": torch.tanh(audio) if m.config.soft_clip else audio}
+
+
+class SlidingEncoderWindow(nn.Module):
+    """SAME-L's encoder window of n frames (``SlidingWindowTransformer.step``): ``audio [C, n * hop]``,
+    ``state [depth, 2w, S, width]``, ``key_bias [depth, n + 2w]`` (``model.stream_key_bias``) ->
+    ``latents [latent_dim, n]``, the frames ``depth * w`` behind the audio, and the next state."""
+
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor) -> dict[str, torch.Tensor]:
+        m = self.model
+        frames = m.encoder.embed(patchify(audio[None], m.config.patch_size))
+        done, next_state = m.encoder.transformer.step(frames, state[None], key_bias, last_token_only=True)
+        return {"latents": m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1), "state": next_state[0]}
+
+
+class SlidingDecoderWindow(nn.Module):
+    """SAME-L's decoder window of n frames: ``latents [latent_dim, n]``, ``state``, ``key_bias`` ->
+    ``audio [C, n * hop]``, the frames ``depth * w`` behind the latents, and the next state (the
+    output conv has k = 1: nothing carried across windows but the transformer's state)."""
+
+    def __init__(self, model: SameAutoencoder) -> None:
+        super().__init__()
+        if model.config.decoder_kernel != 1:
+            raise ValueError(f"a sliding-window decoder with a k={model.config.decoder_kernel} output conv has no window graph")
+        self.model = model
+
+    def forward(self, latents: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor) -> dict[str, torch.Tensor]:
+        m, dec = self.model, self.model.decoder
+        z = dec.from_latent(m.bottleneck.decode(latents.transpose(0, 1)))
+        done, next_state = dec.transformer.step(dec.embed(z[None]), state[None], key_bias)
+        audio = unpatchify(dec.conv(dec.output_tokens(done)), m.config.channels)[0]
+        return {"audio": torch.tanh(audio) if m.config.soft_clip else audio, "state": next_state[0]}
+
+
+def sliding_window_inputs(model: SameAutoencoder, side: str, frames: int) -> dict[str, torch.Tensor]:
+    """Zero sample inputs of SAME-L's ``side`` window of ``frames`` frames."""
+    cfg = model.config
+    t = cfg.encoder if side == "encoder" else cfg.decoder
+    w = cfg.window_frames
+    state = torch.zeros(t.depth, 2 * w, cfg.frame_tokens, t.width)
+    key_bias = torch.zeros(t.depth, frames + 2 * w)
+    if side == "encoder":
+        return {"audio": torch.zeros(cfg.channels, frames * cfg.hop), "state": state, "key_bias": key_bias}
+    return {"latents": torch.zeros(cfg.latent_dim, frames), "state": state, "key_bias": key_bias}
 
 
 def signature_inputs(model: SameAutoencoder, name: str) -> dict[str, torch.Tensor]:

@@ -143,7 +143,7 @@ class DifferentialAttention(Folding):
         if head_dim % 4:
             raise ValueError(f"head_dim {head_dim} is not a multiple of 4 (the rotary embedding's quarters)")
         self.width, self.head_dim, self.heads, self.chunk_len = width, head_dim, width // head_dim, chunk_len
-        self.halo = halo
+        self.halo, self.frame_tokens = halo, frame_tokens
         self.qkv = nn.Linear(width, 5 * width, bias=False)  # rows: q, q2, k, k2 (pair-major), v
         self.out = nn.Linear(width, width, bias=False)
         self.q_norm = DynamicTanh(head_dim)
@@ -212,7 +212,8 @@ class DifferentialAttention(Folding):
         [B * N / last_of, D]. Every token is still a key and value.
 
         With a halo, x holds B blocks of K = N + 2 * halo tokens, [B * K, D], the queries the
-        middle N of each; ``key_bias`` [B, K] is 0 for real keys and ``MASKED`` for padding.
+        middle N of each; ``key_bias`` [B, K / frame_tokens] is, per frame of keys, 0 for real
+        frames and ``MASKED`` for padding.
         """
         w, hd, heads = self.width, self.head_dim, self.heads
         n = self.chunk_len + 2 * (self.halo or 0)  # keys per block
@@ -230,9 +231,10 @@ class DifferentialAttention(Folding):
         v = F.linear(x, const["v_weight"]).reshape(b, n, heads, hd)
         scores = torch.bmm(q, k.transpose(1, 2))
         if self.halo is not None:
-            band = getattr(self, f"band_{queries}")
-            scores = scores.reshape(b, heads * 2, nq, n) + band if key_bias is None else \
-                scores.reshape(b, heads * 2, nq, n) + band + key_bias[:, None, None, :]
+            scores = scores.reshape(b, heads * 2, nq, n) + getattr(self, f"band_{queries}")
+            if key_bias is not None:  # broadcast over each frame's tokens: no repeated copy in the graph
+                s = self.frame_tokens
+                scores = scores.reshape(b, heads * 2, nq, n // s, s) + key_bias[:, None, None, :, None]
         # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
         p = torch.softmax(scores.reshape(b * heads, 2, nq, n), dim=-1)
         v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
@@ -363,43 +365,81 @@ class SlidingWindowTransformer(nn.Module):
     Computed in blocks of ``block_frames`` frames, each block's keys its own tokens plus w frames
     of its neighbours' (zeros, masked off, past the ends): a query's band never leaves its block
     and halo, so this is the whole-sequence attention at a cost linear in the length. The block
-    size changes only the order of float sums.
+    size changes only the order of float sums; one frame (the default) makes every frame's
+    computation the same whatever the window around it, so that streamed windows of any sizes
+    equal the whole sequence bit for bit.
     """
 
-    def __init__(self, cfg: TransformerConfig, window_frames: int, frame_tokens: int, block_frames: int = 8) -> None:
+    def __init__(self, cfg: TransformerConfig, window_frames: int, frame_tokens: int, block_frames: int = 1) -> None:
         super().__init__()
         self.window_frames, self.frame_tokens, self.block_frames = window_frames, frame_tokens, block_frames
         block_len, halo = block_frames * frame_tokens, window_frames * frame_tokens
         self.blocks = nn.ModuleList(TransformerBlock(cfg, block_len, i, frame_tokens, halo) for i in range(cfg.depth))
 
-    def _with_halo(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, n * m, S, D] -> [B * n * (m + 2w) * S, D]: each block of m frames with w frames
-        of each neighbour (zeros past the ends)."""
-        m, w, d = self.block_frames, self.window_frames, x.shape[-1]
-        padded = F.pad(x, (0, 0, 0, 0, w, w))
-        blocks = padded.unfold(1, m + 2 * w, m)  # [B, n, S, D, m + 2w]
-        return blocks.permute(0, 1, 4, 2, 3).reshape(-1, d)
-
-    def _key_bias(self, batch: int, frames: int, padded: int) -> torch.Tensor:
-        """[B * n, (m + 2w) * S]: 0 for the keys of the real frames, ``MASKED`` for padding."""
+    def _blocks(self, haloed: torch.Tensor) -> torch.Tensor:
+        """[B, n * m + 2w, ...] -> [B * n, m + 2w, ...]: each block of m frames with the w frames
+        either side of it, as m + 2w slices (stride m; 1 for one-frame blocks), which the
+        converter writes as plain slices and a concatenation."""
         m, w = self.block_frames, self.window_frames
-        real = torch.zeros(padded + 2 * w, dtype=torch.bool)
-        real[w : w + frames] = True
-        bias = torch.where(real, 0.0, MASKED).unfold(0, m + 2 * w, m)  # [n, m + 2w]
-        bias = bias.repeat_interleave(self.frame_tokens, dim=1)
-        return bias.repeat(batch, 1)
+        n = (haloed.shape[1] - 2 * w) // m
+        blocks = torch.stack([haloed[:, k : k + n * m : m] for k in range(m + 2 * w)], dim=2)
+        return blocks.reshape(-1, *blocks.shape[2:])
+
+    def _run(self, block: TransformerBlock, haloed: torch.Tensor, frame_bias: torch.Tensor, last: bool) -> torch.Tensor:
+        """One block over [B, n * m + 2w, S, D] (``frame_bias`` [n * m + 2w], per frame) -> [B, n * m, S or 1, D]."""
+        b, _, s, d = haloed.shape
+        bias = self._blocks(frame_bias[None])
+        if b > 1:
+            bias = bias.repeat(b, 1)
+        y = block(self._blocks(haloed).reshape(-1, d), s if last else None, bias)
+        return y.reshape(b, -1, 1 if last else s, d)
 
     def forward(self, x: torch.Tensor, last_token_only: bool = False) -> torch.Tensor:
         """Whole sequence, as the official model: [B, G, S, D] -> [B, G, S, D] (or [B, G, 1, D],
         each frame's last token, computing the last block for those tokens only)."""
         b, g, s, d = x.shape
-        padded = g + (-g % self.block_frames)
+        w, padded = self.window_frames, g + (-g % self.block_frames)
         h = F.pad(x, (0, 0, 0, 0, 0, padded - g))
-        bias = self._key_bias(b, g, padded)
+        bias = frame_key_bias(torch.arange(-w, padded + w), g)
         for i, block in enumerate(self.blocks):
-            last = last_token_only and i == len(self.blocks) - 1
-            h = block(self._with_halo(h), s if last else None, bias).reshape(b, padded, 1 if last else s, d)
+            h = self._run(block, F.pad(h, (0, 0, 0, 0, w, w)), bias, last_token_only and i == len(self.blocks) - 1)
         return h[:, :g]
+
+    def step(self, x: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor,
+             last_token_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One streaming window, every block running as far as its input allows.
+
+        A block's output frame needs its input frames up to w ahead, so block i runs (i + 1) * w
+        frames behind the stack's input and the stack depth * w behind: a window of n new frames
+        finishes the n frames that lag (``stream_key_bias``). x: [B, n, S, D] (n a multiple of
+        ``block_frames``); state: [B, depth, 2w, S, D], each block's last 2w input frames (zeros
+        at stream start); key_bias: [depth, n + 2w] per frame of each block's input,
+        ``stream_key_bias``. Returns [B, n, S or 1, D] and the next state."""
+        n = x.shape[1]
+        h, states = x, []
+        for i, block in enumerate(self.blocks):
+            haloed = torch.cat([state[:, i], h], dim=1)  # [B, n + 2w, S, D]
+            states.append(haloed[:, n:])
+            h = self._run(block, haloed, key_bias[i], last_token_only and i == len(self.blocks) - 1)
+        return h, torch.stack(states, dim=1)
+
+
+def frame_key_bias(frames: torch.Tensor, total: int | None) -> torch.Tensor:
+    """0 for frames of the stream (0 <= frame < total; total None: not yet known, no end), else
+    ``MASKED``: the official band is clipped at both ends."""
+    real = frames >= 0 if total is None else (frames >= 0) & (frames < total)
+    return torch.where(real, 0.0, MASKED)
+
+
+def stream_key_bias(depth: int, window_frames: int, position: int, frames: int, total: int | None) -> torch.Tensor:
+    """``SlidingWindowTransformer.step``'s key bias [depth, frames + 2w] for a window of
+    ``frames`` frames pushed after ``position``: block i's input holds frames
+    ``position - i*w - 2w`` onwards; ``total``, the stream's length once known (the windows that
+    flush the stream push padding past it). The window's output frames are
+    ``position - depth*w`` onwards; those outside [0, total) are not the stream's."""
+    w = window_frames
+    start = position - torch.arange(depth)[:, None] * w - 2 * w
+    return frame_key_bias(start + torch.arange(frames + 2 * w)[None, :], total)
 
 
 class SoftNormBottleneck(nn.Module):

@@ -3,6 +3,8 @@ loads strictly from both official layouts, and keeps SAME-S's shared code SAME-S
 
 import dataclasses
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from conftest import TINY_L, rel_err
 from same_edge_export import CheckpointError, UnsupportedConfigError, load_config, load_model
 from same_edge_export.checkpoint import load_state, official_state_dict, read_tensors
 from same_edge_export.config import parse_config
-from same_edge_export.model import SameAutoencoder, SlidingWindowTransformer
+from same_edge_export.model import SameAutoencoder, SlidingWindowTransformer, stream_key_bias
 
 CONFIG, CHECKPOINT = TINY_L / "model_config.json", TINY_L / "model.safetensors"
 CASES = (0, 1, 2)  # audio 13, 7 and 1 frames (the first not a whole number of frames); latents 11, 4 and 1
@@ -84,7 +86,7 @@ def test_a_window_wrong_by_one_frame_fails_the_golden_by_a_wide_margin(golden, f
         assert rel_err(golden[f"decoded{case}"], _decode(wrong, golden[f"zin{case}"])) > 1000 * TOLERANCE
 
 
-@pytest.mark.parametrize("block_frames", [1, 2, 3, 5, 16])
+@pytest.mark.parametrize("block_frames", [2, 3, 5, 8, 16])
 def test_the_attention_block_size_changes_nothing_but_rounding(model, golden, block_frames):
     other = SameAutoencoder(model.config)
     other.load_state_dict(model.state_dict())
@@ -194,3 +196,123 @@ def test_exporting_same_l_to_litert_is_refused_in_one_line_until_its_graphs_exis
     err = capsys.readouterr().err.strip()
     assert code == 2 and "SAME-L" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+# Streaming (issue 43's design, in PyTorch): SAME-L's band needs, at every block, one frame beyond
+# the frames it finishes, so each block runs w frames behind the one below and keeps the last 2w
+# frames of its input as state; the stack's output lags depth * w frames.
+
+def _stream(t: SlidingWindowTransformer, x: torch.Tensor, sizes: list[int], last_token_only: bool) -> torch.Tensor:
+    """Push x [B, G, S, D] in windows of the given sizes, then windows of padding until the last frame
+    is out; the stream's G output frames."""
+    b, g, s, d = x.shape
+    depth, w = len(t.blocks), t.window_frames
+    state, position, out = torch.zeros(b, depth, 2 * w, s, d), 0, []
+    sizes = iter(sizes)
+    while position < g + depth * w:
+        n = next(sizes, 1)
+        frames = x[:, position : position + n]
+        frames = torch.nn.functional.pad(frames, (0, 0, 0, 0, 0, n - frames.shape[1]))
+        bias = stream_key_bias(depth, w, position, n, g if position + n > g else None)
+        y, state = t.step(frames, state, bias, last_token_only)
+        out.append(y)
+        position += n
+    return torch.cat(out, dim=1)[:, depth * w : depth * w + g]
+
+
+@pytest.mark.parametrize("side", ["encoder", "decoder"])
+@pytest.mark.parametrize("seed", range(4))
+def test_streamed_windows_of_random_sizes_equal_the_whole_sequence(model, side, seed):
+    t = getattr(model, side).transformer
+    rng = np.random.default_rng(seed)
+    frames = int(rng.integers(1, 30))
+    x = torch.from_numpy(rng.standard_normal((1, frames, model.config.frame_tokens, t.blocks[0].attn.width),
+                                             dtype=np.float32))
+    sizes = [int(n) for n in rng.choice([1, 2, 3, 4, 16], size=40)]
+    last = side == "encoder"
+    with torch.no_grad():
+        whole, streamed = t(x, last_token_only=last), _stream(t, x, sizes, last)
+    # Equal bit for bit in eager PyTorch on the machine this was written on; held to rounding here
+    # because the float kernels PyTorch picks may depend on a matrix's row count.
+    assert streamed.shape == whole.shape
+    assert rel_err(whole.numpy(), streamed.numpy()) <= 1e-6
+
+
+def test_a_stream_key_bias_masks_the_frames_before_the_start_and_past_the_end():
+    # depth 2, w 1, a window of 2 frames pushed after 3: block 0 reads frames 1..4, block 1 frames 0..3.
+    bias = stream_key_bias(2, 1, position=3, frames=2, total=4)
+    assert (bias == 0).tolist() == [[True, True, True, False], [True, True, True, True]]
+    start = stream_key_bias(2, 1, position=0, frames=1, total=None)
+    assert (start == 0).tolist() == [[False, False, True], [False, False, False]]
+
+
+@pytest.fixture(scope="module")
+def window_graphs(tmp_path_factory, model) -> dict[str, Path]:
+    """The tiny SAME-L's encoder and decoder windows of 1 and 4 frames, converted to fp32 LiteRT graphs."""
+    import litert_torch
+
+    from same_edge.graph import stderr_silenced
+    from same_edge_export.graphs import SlidingDecoderWindow, SlidingEncoderWindow, sliding_window_inputs
+    from same_edge_export.model import folded_copy
+
+    folded, out = folded_copy(model).eval(), tmp_path_factory.mktemp("same-l-graphs")
+    paths = {}
+    for side, window in (("encoder", SlidingEncoderWindow(folded)), ("decoder", SlidingDecoderWindow(folded))):
+        converter = litert_torch
+        for n in GRAPH_WINDOWS:
+            converter = converter.signature(f"{side}_{n}", window.eval(), sample_kwargs=sliding_window_inputs(model, side, n))
+        with warnings.catch_warnings(), stderr_silenced():
+            warnings.simplefilter("ignore")
+            converter.convert().export(str(out / f"{side}.tflite"))
+        paths[side] = out / f"{side}.tflite"
+    return paths
+
+
+GRAPH_WINDOWS = (1, 4)
+
+
+def _graph_stream(graph, side: str, model: SameAutoencoder, x: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Stream x (encoder: audio [C, T], padded to whole frames; decoder: latents [latent_dim, L]) through the
+    window signatures in windows of the given sizes (then 1), windows of padding last; the stream's frames."""
+    cfg = model.config
+    t = cfg.encoder if side == "encoder" else cfg.decoder
+    depth, w, unit = t.depth, cfg.window_frames, cfg.hop if side == "encoder" else 1
+    frames = -(-x.shape[1] // unit)
+    state = np.zeros((depth, 2 * w, cfg.frame_tokens, t.width), np.float32)
+    position, out, sizes = 0, [], iter(sizes)
+    while position < frames + depth * w:
+        n = next(sizes, 1)
+        chunk = x[:, position * unit : (position + n) * unit]
+        chunk = np.pad(chunk, ((0, 0), (0, n * unit - chunk.shape[1])))
+        bias = stream_key_bias(depth, w, position, n, frames if position + n > frames else None).numpy()
+        result = graph[f"{side}_{n}"](**{"audio" if side == "encoder" else "latents": chunk}, state=state, key_bias=bias)
+        out.append(result["latents" if side == "encoder" else "audio"])
+        state, position = result["state"], position + n
+    lag = depth * w * (1 if side == "encoder" else cfg.hop)
+    return np.concatenate(out, axis=1)[:, lag : lag + frames * (1 if side == "encoder" else cfg.hop)]
+
+
+@pytest.mark.parametrize("side", ["encoder", "decoder"])
+def test_fp32_window_graphs_streamed_in_any_window_sizes_equal_each_other_bit_for_bit_and_the_golden(
+        window_graphs, model, golden, side):
+    from same_edge.graph import Graph
+
+    rng, graph = np.random.default_rng(7), Graph(window_graphs[side], threads=1)
+    try:
+        for case in CASES:
+            x = golden[f"audio{case}" if side == "encoder" else f"zin{case}"]
+            ones = _graph_stream(graph, side, model, x, [])
+            mixed = _graph_stream(graph, side, model, x, [int(n) for n in rng.choice(GRAPH_WINDOWS, size=20)])
+            assert np.array_equal(ones, mixed), case
+            ref = golden[f"latents{case}" if side == "encoder" else f"decoded{case}"]
+            assert ones.shape == ref.shape and rel_err(ref, ones) <= TOLERANCE, case
+    finally:
+        graph.close()
+
+
+def test_the_window_graphs_run_wholly_in_xnnpack(window_graphs):
+    from same_edge_export.delegation import delegation_report
+
+    for path in window_graphs.values():
+        report = delegation_report(path)
+        assert report["undelegated"] == [] and set(report["partitions"].values()) == {1}
