@@ -57,11 +57,15 @@ def geometry(model: SameAutoencoder) -> dict[str, object]:
     }
 
 
-class EncoderWindow(nn.Module):
+class _OfModel(nn.Module):
+    """A graph's module: a view of the model's parts, computing one signature."""
+
     def __init__(self, model: SameAutoencoder) -> None:
         super().__init__()
         self.model = model
 
+
+class EncoderWindow(_OfModel):
     def forward(self, audio: torch.Tensor, state: torch.Tensor, first: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
         frames = m.encoder.embed(patchify(audio[None], m.config.patch_size))
@@ -71,22 +75,14 @@ class EncoderWindow(nn.Module):
         return {"latents": latents, "state": next_state[0]}
 
 
-class EncoderFlush(nn.Module):
-    def __init__(self, model: SameAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
+class EncoderFlush(_OfModel):
     def forward(self, state: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
         done = m.encoder.transformer.finish(state[None], last_token_only=True)
         return {"latents": m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1)}
 
 
-class DecoderWindow(nn.Module):
-    def __init__(self, model: SameAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
+class DecoderWindow(_OfModel):
     def forward(
         self, latents: torch.Tensor, keep: torch.Tensor, state: torch.Tensor, context: torch.Tensor, first: torch.Tensor
     ) -> dict[str, torch.Tensor]:
@@ -108,11 +104,7 @@ class DecoderWindow(nn.Module):
         return {"audio": audio, "state": next_state[0], "context": tokens[0, tokens.shape[1] - k :]}
 
 
-class DecoderFlush(nn.Module):
-    def __init__(self, model: SameAutoencoder) -> None:
-        super().__init__()
-        self.model = model
-
+class DecoderFlush(_OfModel):
     def forward(self, state: torch.Tensor, context: torch.Tensor) -> dict[str, torch.Tensor]:
         m, dec = self.model, self.model.decoder
         done = dec.transformer.finish(state[None])
@@ -123,14 +115,10 @@ class DecoderFlush(nn.Module):
         return {"audio": torch.tanh(audio) if m.config.soft_clip else audio}
 
 
-class SlidingEncoderWindow(nn.Module):
+class SlidingEncoderWindow(_OfModel):
     """SAME-L's encoder window of n frames (``SlidingWindowTransformer.step``): ``audio [C, n * hop]``,
     ``state [depth, 2w, S, width]``, ``key_bias [depth, n + 2w]`` (``model.stream_key_bias``) ->
     ``latents [latent_dim, n]``, the frames ``depth * w`` behind the audio, and the next state."""
-
-    def __init__(self, model: SameAutoencoder) -> None:
-        super().__init__()
-        self.model = model
 
     def forward(self, audio: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor) -> dict[str, torch.Tensor]:
         m = self.model
@@ -139,16 +127,15 @@ class SlidingEncoderWindow(nn.Module):
         return {"latents": m.bottleneck.encode(m.encoder.readout(done))[0].transpose(0, 1), "state": next_state[0]}
 
 
-class SlidingDecoderWindow(nn.Module):
+class SlidingDecoderWindow(_OfModel):
     """SAME-L's decoder window of n frames: ``latents [latent_dim, n]``, ``state``, ``key_bias`` ->
     ``audio [C, n * hop]``, the frames ``depth * w`` behind the latents, and the next state (the
     output conv has k = 1: nothing carried across windows but the transformer's state)."""
 
     def __init__(self, model: SameAutoencoder) -> None:
-        super().__init__()
         if model.config.decoder_kernel != 1:
             raise ValueError(f"a sliding-window decoder with a k={model.config.decoder_kernel} output conv has no window graph")
-        self.model = model
+        super().__init__(model)
 
     def forward(self, latents: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor) -> dict[str, torch.Tensor]:
         m, dec = self.model, self.model.decoder

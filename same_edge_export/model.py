@@ -195,9 +195,14 @@ class DifferentialAttention(Folding):
     def _rotated(self, x: torch.Tensor, weight: torch.Tensor, mix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """Normed, rotated projections of both maps: [B * N, D] -> [B, N, 2 (map), 2 (pair), D / 2],
         N = len(mix); ``weight`` the alpha-scaled rows, ``mix`` and ``shift`` from ``_rotary``."""
-        n, w = mix.shape[0], x.shape[-1]
-        t = torch.tanh(F.linear(x, weight)).reshape(x.shape[0] // n, n, 2, 1, 2, w // 2)
-        return (t * mix).sum(dim=4) + shift
+        return self._mixed(torch.tanh(F.linear(x, weight)), mix, shift)
+
+    @staticmethod
+    def _mixed(t: torch.Tensor, mix: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """``tanh`` of the alpha-scaled projections [B * N, 2 * D] (or [..., N, 2 * D]) -> rotated
+        [B, N, 2 (map), 2 (pair), D / 2], N = len(mix)."""
+        n, w = mix.shape[0], t.shape[-1] // 2
+        return (t.reshape(-1, n, 2, 1, 2, w // 2) * mix).sum(dim=4) + shift
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         """[B, N, 2 (map), 2 (pair), D / 2] -> [B * heads * 2, N, head_dim] (a head's dims in the
@@ -211,35 +216,66 @@ class DifferentialAttention(Folding):
         the last of every ``last_of`` tokens (what the encoder reads out; a plain slice):
         [B * N / last_of, D]. Every token is still a key and value.
 
-        With a halo, x holds B blocks of K = N + 2 * halo tokens, [B * K, D], the queries the
-        middle N of each; ``key_bias`` [B, K / frame_tokens] is, per frame of keys, 0 for real
-        frames and ``MASKED`` for padding.
+        With a halo (``_sliding``), x is frames [B, F, S, D] instead.
         """
-        w, hd, heads = self.width, self.head_dim, self.heads
-        n = self.chunk_len + 2 * (self.halo or 0)  # keys per block
-        b = x.shape[0] // n
-        const = self.constants()
-        xq = x
         if self.halo is not None:
-            xq = x.reshape(b, n, w)[:, self.halo : n - self.halo].reshape(-1, w)
+            return self._sliding(x, last_of, key_bias)
+        n, w = self.chunk_len, self.width
+        b, heads, hd = x.shape[0] // n, self.heads, self.head_dim
+        const = self.constants()
+        if last_of is not None:
+            xq, queries = x.reshape(-1, last_of, w)[:, last_of - 1], "q_last"
+        else:
+            xq, queries = x, "q"
+        nq = const[f"{queries}_mix"].shape[0]
+        q = self._heads(self._rotated(xq, const["q_weight"], const[f"{queries}_mix"], const[f"{queries}_shift"]))
+        k = self._heads(self._rotated(x, const["k_weight"], const["k_mix"], const["k_shift"]))
+        v = F.linear(x, const["v_weight"]).reshape(b, n, heads, hd)
+        # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
+        p = torch.softmax(torch.bmm(q, k.transpose(1, 2)).reshape(b * heads, 2, nq, n), dim=-1)
+        v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
+        out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
+        return self.out(out.permute(0, 2, 1, 3).reshape(b * nq, w))
+
+    def _sliding(self, x: torch.Tensor, last_of: int | None, key_bias: torch.Tensor | None) -> torch.Tensor:
+        """Frames [B, F, S, D], F = n * m + 2w (n blocks of m = chunk_len / S frames, with w = halo / S
+        frames either side) -> the middle n * m frames' tokens [B * n * m * S, D] (or their last of
+        every ``last_of``). Each frame is projected to keys and values once; then each block
+        gathers its m + 2w frames and rotates them with its own positions, so a frame's result
+        does not depend on where its block sits. ``key_bias`` [B * n, m + 2w], per frame of each
+        block's keys: 0 for frames of the sequence, ``MASKED`` for padding."""
+        b, f, s, w = x.shape
+        heads, hd, halo_frames = self.heads, self.head_dim, self.halo // s
+        m = self.chunk_len // s
+        n = self.chunk_len + 2 * self.halo  # keys per block
+        const = self.constants()
+        xq = x[:, halo_frames : f - halo_frames].reshape(-1, w)
         queries = "q"
         if last_of is not None:
             xq, queries = xq.reshape(-1, last_of, w)[:, last_of - 1], "q_last"
         nq = const[f"{queries}_mix"].shape[0]
         q = self._heads(self._rotated(xq, const["q_weight"], const[f"{queries}_mix"], const[f"{queries}_shift"]))
-        k = self._heads(self._rotated(x, const["k_weight"], const["k_mix"], const["k_shift"]))
-        v = F.linear(x, const["v_weight"]).reshape(b, n, heads, hd)
-        scores = torch.bmm(q, k.transpose(1, 2))
-        if self.halo is not None:
-            scores = scores.reshape(b, heads * 2, nq, n) + getattr(self, f"band_{queries}")
-            if key_bias is not None:  # broadcast over each frame's tokens: no repeated copy in the graph
-                s = self.frame_tokens
-                scores = scores.reshape(b, heads * 2, nq, n // s, s) + key_bias[:, None, None, :, None]
-        # Reshaped before the softmax: XNNPACK copies a reshape whose result feeds several ops.
-        p = torch.softmax(scores.reshape(b * heads, 2, nq, n), dim=-1)
-        v = v.permute(0, 2, 1, 3).reshape(b * heads, n, hd)
-        out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(b, heads, nq, hd)
-        return self.out(out.permute(0, 2, 1, 3).reshape(b * nq, w))
+        tokens = x.reshape(-1, w)
+        t = frame_blocks(torch.tanh(F.linear(tokens, const["k_weight"])).reshape(b, f, s, 2 * w), m, halo_frames)
+        k = self._heads(self._mixed(t, const["k_mix"], const["k_shift"]))
+        v = frame_blocks(F.linear(tokens, const["v_weight"]).reshape(b, f, s, w), m, halo_frames)
+        blocks = v.shape[0]
+        scores = torch.bmm(q, k.transpose(1, 2)).reshape(blocks, heads * 2, nq, n) + getattr(self, f"band_{queries}")
+        if key_bias is not None:  # broadcast over each frame's tokens: no repeated copy in the graph
+            scores = scores.reshape(blocks, heads * 2, nq, n // s, s) + key_bias[:, None, None, :, None]
+        p = torch.softmax(scores.reshape(blocks * heads, 2, nq, n), dim=-1)
+        v = v.reshape(blocks, n, heads, hd).permute(0, 2, 1, 3).reshape(blocks * heads, n, hd)
+        out = torch.bmm(p[:, 0] - p[:, 1], v).reshape(blocks, heads, nq, hd)
+        return self.out(out.permute(0, 2, 1, 3).reshape(blocks * nq, w))
+
+
+def frame_blocks(frames: torch.Tensor, m: int, w: int) -> torch.Tensor:
+    """[B, n * m + 2w, ...] -> [B * n, m + 2w, ...]: each block of m frames with the w frames
+    either side of it, as m + 2w slices (stride m; 1 for one-frame blocks), which the converter
+    writes as plain slices and a concatenation."""
+    n = (frames.shape[1] - 2 * w) // m
+    blocks = torch.stack([frames[:, k : k + n * m : m] for k in range(m + 2 * w)], dim=2)
+    return blocks.reshape(-1, *blocks.shape[2:])
 
 
 class GatedFeedForward(Folding):
@@ -281,13 +317,12 @@ class TransformerBlock(nn.Module):
         """[B * N, D] -> [B * N, D], B whole chunks, or only the last of every ``last_of`` tokens
         (see ``DifferentialAttention``). Tokens stay 2-D through the blocks: the converter would
         flatten them for every projection, and XNNPACK copies a reshape whose result feeds several.
-        With a halo, x is [B * (N + 2 * halo), D], each block with its neighbours (``key_bias``
-        [B, N + 2 * halo] masks the padding), and the result is the middle N tokens of each."""
+        With a halo, x is frames [B, F, S, D] (see ``DifferentialAttention._sliding``), and the
+        result the middle frames' tokens."""
         h = self.attn(self.attn_norm(x), last_of, key_bias)
-        halo = self.attn.halo
-        if halo is not None:
-            n, d = self.attn.chunk_len, x.shape[-1]
-            x = x.reshape(-1, n + 2 * halo, d)[:, halo : halo + n].reshape(-1, d)
+        if self.attn.halo is not None:
+            halo_frames = self.attn.halo // x.shape[2]
+            x = x[:, halo_frames : x.shape[1] - halo_frames].reshape(-1, x.shape[-1])
         if last_of is not None:
             x = x.reshape(-1, last_of, x.shape[-1])[:, last_of - 1]
         x = x + h
@@ -376,23 +411,13 @@ class SlidingWindowTransformer(nn.Module):
         block_len, halo = block_frames * frame_tokens, window_frames * frame_tokens
         self.blocks = nn.ModuleList(TransformerBlock(cfg, block_len, i, frame_tokens, halo) for i in range(cfg.depth))
 
-    def _blocks(self, haloed: torch.Tensor) -> torch.Tensor:
-        """[B, n * m + 2w, ...] -> [B * n, m + 2w, ...]: each block of m frames with the w frames
-        either side of it, as m + 2w slices (stride m; 1 for one-frame blocks), which the
-        converter writes as plain slices and a concatenation."""
-        m, w = self.block_frames, self.window_frames
-        n = (haloed.shape[1] - 2 * w) // m
-        blocks = torch.stack([haloed[:, k : k + n * m : m] for k in range(m + 2 * w)], dim=2)
-        return blocks.reshape(-1, *blocks.shape[2:])
-
     def _run(self, block: TransformerBlock, haloed: torch.Tensor, frame_bias: torch.Tensor, last: bool) -> torch.Tensor:
         """One block over [B, n * m + 2w, S, D] (``frame_bias`` [n * m + 2w], per frame) -> [B, n * m, S or 1, D]."""
         b, _, s, d = haloed.shape
-        bias = self._blocks(frame_bias[None])
+        bias = frame_blocks(frame_bias[None], self.block_frames, self.window_frames)
         if b > 1:
             bias = bias.repeat(b, 1)
-        y = block(self._blocks(haloed).reshape(-1, d), s if last else None, bias)
-        return y.reshape(b, -1, 1 if last else s, d)
+        return block(haloed, s if last else None, bias).reshape(b, -1, 1 if last else s, d)
 
     def forward(self, x: torch.Tensor, last_token_only: bool = False) -> torch.Tensor:
         """Whole sequence, as the official model: [B, G, S, D] -> [B, G, S, D] (or [B, G, 1, D],
