@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from peers import export_module_onnx, ort_int8, unavailable
+from onnx_files import export_module_onnx, ort_int8, ort_preprocessed, unavailable
 from timing import median_time
 from torch import nn
 
@@ -106,8 +106,9 @@ def _onnx_sessions(layers: dict[str, nn.Module], inputs: dict[str, np.ndarray], 
     for name, layer in layers.items():
         module = layer if name == "block" else _Layer(layer).eval()
         fp32 = export_module_onnx(module, {"x": inputs[name]}, work / f"{name}-fp32.onnx")
-        paths = {"ONNX Runtime fp32": fp32, "ONNX Runtime int8 (MLAS)": ort_int8(fp32, work / f"{name}-int8.onnx"),
-                 "ONNX Runtime int8 reduce_range (MLAS)": ort_int8(fp32, work / f"{name}-int8-7bit.onnx", reduce_range=True)}
+        pre = ort_preprocessed(fp32, work / f"{name}-pre.onnx")
+        paths = {"ONNX Runtime fp32": fp32, "ONNX Runtime int8 (MLAS)": ort_int8(pre, work / f"{name}-int8.onnx"),
+                 "ONNX Runtime int8 reduce_range (MLAS)": ort_int8(pre, work / f"{name}-int8-7bit.onnx", reduce_range=True)}
         for kernel, path in paths.items():
             sessions.setdefault(kernel, {})[name] = ort.InferenceSession(str(path), options,
                                                                          providers=["CPUExecutionProvider"])

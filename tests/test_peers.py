@@ -15,14 +15,18 @@ from conftest import TEST_WINDOWS, TINY_CHECKPOINT, TINY_CONFIG
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _peers():
+def _benchmark(name: str):
     import importlib
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        return importlib.import_module("peers")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _peers():
+    return _benchmark("peers")
 
 
 def test_without_the_peer_packages_the_stage_prints_one_line_and_is_skipped(monkeypatch, capsys):
@@ -72,10 +76,11 @@ def test_onnx_runtime_int8_quantises_every_linear_layer_as_same_edge_does(tiny_m
 
     import onnx
 
+    files = _benchmark("onnx_files")
     w = peers.window_calls(tiny_model, max(TEST_WINDOWS))
     for side in peers.SIDES:
-        pre = peers.ort_preprocessed(peers.export_onnx(w, side, tmp_path / f"{side}.onnx"), tmp_path / f"{side}-pre.onnx")
-        linear = len(peers._weight_matmuls(pre))
-        ops = collections.Counter(n.op_type for n in onnx.load(str(peers.ort_int8(pre, tmp_path / f"{side}-q.onnx"))).graph.node)
+        pre = files.ort_preprocessed(peers.export_onnx(w, side, tmp_path / f"{side}.onnx"), tmp_path / f"{side}-pre.onnx")
+        linear = len(files.linear_layers(pre))
+        ops = collections.Counter(n.op_type for n in onnx.load(str(files.ort_int8(pre, tmp_path / f"{side}-q.onnx"))).graph.node)
         blocks = getattr(tiny_model.config, "encoder" if side == "encode" else "decoder").depth
         assert linear == 7 * blocks + 2 and ops["MatMulInteger"] == linear, side
