@@ -110,6 +110,19 @@ def tiny_copy(tmp_path) -> Path:
     return dst
 
 
+def benchmark_module(name: str):
+    """A module of benchmarks/ (which is not a package: its modules import each other by name)."""
+    import importlib
+    import sys
+
+    path = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, path)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(path)
+
+
 def rel_err(ref: np.ndarray, test: np.ndarray) -> float:
     """max |ref - test| / max |ref|."""
     return float(np.abs(ref - test).max() / np.abs(ref).max())

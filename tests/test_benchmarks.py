@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, benchmark_module
 from same_edge.manifest import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,18 +64,8 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
         assert (out / f"{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _benchmark_module(name: str):
-    import importlib
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
 def test_interleaved_timing_and_speed_ratios_follow_a_fake_clock():
-    speed = _benchmark_module("speed")
+    speed = benchmark_module("speed")
     now, calls = [0.0], []
 
     def work(name: str, seconds: float):
@@ -114,7 +104,7 @@ def test_the_eager_baseline_pruned_like_the_graphs_encodes_the_same_latents(tiny
 
 
 def test_the_op_profile_compares_two_exports_signature_by_signature(export_dir):
-    op_profile = _benchmark_module("op_profile")
+    op_profile = benchmark_module("op_profile")
     model = export_dir("fp32")
     rows = op_profile.compare_rows(model, model, ("encode_1", "decode_1"), threads=1, runs=1, rounds=2)
     assert [r["signature"] for r in rows] == ["encode_1", "decode_1"]
@@ -128,7 +118,7 @@ def test_the_op_profile_compares_two_exports_signature_by_signature(export_dir):
 
 
 def test_the_fc_share_bound_counts_only_the_ops_no_graph_shaping_removes():
-    op_profile = _benchmark_module("op_profile")
+    op_profile = benchmark_module("op_profile")
     row = {"fc_ms": 40.0, "ops": [
         {"op": "Fully Connected (NC, QD8, F32, QC8W) GEMM", "ms": 40.0},
         {"op": "Batch Matrix Multiply (NC, F32) GEMM", "ms": 5.0}, {"op": "Softmax (NC, F32)", "ms": 2.0},

@@ -10,27 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_WINDOWS, TINY_CHECKPOINT, TINY_CONFIG
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _benchmark(name: str):
-    import importlib
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
-def _peers():
-    return _benchmark("peers")
+from conftest import TEST_WINDOWS, TINY_CHECKPOINT, TINY_CONFIG, benchmark_module
 
 
 def test_without_the_peer_packages_the_stage_prints_one_line_and_is_skipped(monkeypatch, capsys):
-    peers = _peers()
+    peers = benchmark_module("peers")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     assert peers.measure(TINY_CONFIG, TINY_CHECKPOINT, {}, Path("unused"), [1], 1) is None
     out = capsys.readouterr().out
@@ -38,7 +22,7 @@ def test_without_the_peer_packages_the_stage_prints_one_line_and_is_skipped(monk
 
 
 def test_every_runtime_runs_the_same_windows_and_onnx_runtime_fp32_matches_pytorch(export_dir, tiny_model, tmp_path):
-    peers = _peers()
+    peers = benchmark_module("peers")
     if peers.unavailable():
         pytest.skip(peers.unavailable())
     window = max(TEST_WINDOWS)
@@ -69,14 +53,14 @@ def test_onnx_runtime_int8_quantises_every_linear_layer_as_same_edge_does(tiny_m
     # Seven linear layers a block (q, k, v, out, value, gate, down) and two at the ends. Without
     # ONNX Runtime's pre-processing its quantiser saw the shapes of a third of them only and left
     # the rest fp32 (full-size SAME-S: 14 of 44), which flattered its speed.
-    peers = _peers()
+    peers = benchmark_module("peers")
     if peers.unavailable():
         pytest.skip(peers.unavailable())
     import collections
 
     import onnx
 
-    files = _benchmark("onnx_files")
+    files = benchmark_module("onnx_files")
     w = peers.window_calls(tiny_model, max(TEST_WINDOWS))
     for side in peers.SIDES:
         pre = files.ort_preprocessed(peers.export_onnx(w, side, tmp_path / f"{side}.onnx"), tmp_path / f"{side}-pre.onnx")
