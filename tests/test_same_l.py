@@ -316,3 +316,13 @@ def test_the_window_graphs_run_wholly_in_xnnpack(window_graphs):
     for path in window_graphs.values():
         report = delegation_report(path)
         assert report["undelegated"] == [] and set(report["partitions"].values()) == {1}
+
+
+def test_a_sliding_window_decoder_with_a_wider_output_conv_has_no_window_graph():
+    # The window graphs carry no output-conv look-back: SAME-L's k=1 conv needs none, a k=3 one would.
+    cfg = same_weights.tiny_l()
+    cfg["decoder"]["config"]["conv_mapping"] = True
+    from same_edge_export.graphs import SlidingDecoderWindow
+
+    with pytest.raises(ValueError, match="k=3 output conv"):
+        SlidingDecoderWindow(SameAutoencoder(parse_config(same_weights.model_config_json(cfg))))
