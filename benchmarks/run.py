@@ -35,13 +35,15 @@ from peers import measure as peers_measure
 from peers import peers_table
 from plots import plot_all
 from precision_fidelity import export_precisions, fidelity_rows, fidelity_table
+from same_l import measure as same_l_measure
+from same_l import table as same_l_table
 from speed import machine, speed_rows, speed_table, stream_hops, streaming_table
 
 from native import measure as native_measure
 from native import table as native_table
 from same_edge.audio import read_audio
 from same_edge.manifest import PRECISIONS
-from same_edge.models import DEMO_MODEL_DIR, SAME_S_CONFIG, demo_clip
+from same_edge.models import DEMO_MODEL_DIR, SAME_L_CONFIG, SAME_S_CONFIG, demo_clip
 from same_edge_export.config import load_config
 from same_edge_export.music import synth_music
 from same_edge_export.random_weights import write_seeded_checkpoint
@@ -49,7 +51,8 @@ from same_edge_recipes.demo.data import fetch_tracks
 
 DEFAULT_PRECISION = "w8a8"
 SAMPLE_RATE = load_config(SAME_S_CONFIG).sample_rate  # the demo model shares it
-STAGES = ("export", "kernels", "speed", "peers", "streaming", "profile", "fidelity", "memory", "native", "java", "dataset")
+STAGES = ("export", "kernels", "speed", "peers", "streaming", "profile", "fidelity", "memory", "native", "java", "dataset",
+          "same-l")
 
 
 def real_music(cache: Path, seconds: float = 30.0) -> tuple[str, np.ndarray]:
@@ -75,6 +78,14 @@ def _fp32_kernel_gflops(kernels: list[dict]) -> dict[int, float]:
     return best
 
 
+def _seeded_checkpoint(config: Path, work: Path) -> Path:
+    """``WORK/<config's folder>/seeded.safetensors``: seeded weights in the official layout, written once."""
+    path = work / config.parent.name / "seeded.safetensors"
+    if not path.exists():
+        write_seeded_checkpoint(config, path, seed=0)
+    return path
+
+
 def _stage(name: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
 
@@ -86,6 +97,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60], help="input lengths of the memory runs")
     p.add_argument("--config", type=Path, default=SAME_S_CONFIG, help="model measured (default: SAME-S)")
+    p.add_argument("--same-l-config", type=Path, default=SAME_L_CONFIG,
+                   help="SAME-L measured against --config in the same-l stage (default: SAME-L)")
     p.add_argument("--demo-checkpoint", type=Path, default=DEMO_MODEL_DIR / "model.safetensors",
                    help="trained demo weights for the fidelity table (default: the bundled demo model)")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
@@ -101,16 +114,12 @@ def main() -> None:
 
     if "export" in args.stages:  # first: the machine is otherwise idle, and the exports below are cached
         _stage("export time: before and after the weight folding, every precision, the SAME-S test's export")
-        checkpoint = args.work / args.config.parent.name / "seeded.safetensors"
-        if not checkpoint.exists():
-            write_seeded_checkpoint(args.config, checkpoint, seed=0)
-        report["export"] = export_rows(args.config, checkpoint, args.work / "export-speed", quick=args.quick)
+        report["export"] = export_rows(args.config, _seeded_checkpoint(args.config, args.work), args.work / "export-speed",
+                                       quick=args.quick)
 
     _stage(f"export seeded {args.config} at every precision")
-    same_s = args.work / args.config.parent.name
-    checkpoint = same_s / "seeded.safetensors"
-    if not checkpoint.exists():
-        write_seeded_checkpoint(args.config, checkpoint, seed=0)
+    checkpoint = _seeded_checkpoint(args.config, args.work)
+    same_s = checkpoint.parent
     dirs = export_precisions(args.config, checkpoint, same_s)
 
     if "kernels" in args.stages:
@@ -176,6 +185,14 @@ def main() -> None:
         report["dataset"] = dataset_rows(DEMO_MODEL_DIR, args.work / "dataset", short_files=20 if args.quick else 500,
                                          repeats=1 if args.quick else 3)
 
+    if "same-l" in args.stages:  # last: its full-size export takes 24 GB-class memory and most of 20 minutes
+        _stage(f"SAME-L against SAME-S: seeded {args.same_l_config} at every precision, both measured in one run")
+        l_checkpoint = _seeded_checkpoint(args.same_l_config, args.work)
+        l_dirs = export_precisions(args.same_l_config, l_checkpoint, l_checkpoint.parent)
+        quick = dict(seconds=2.0, repeats=1, stream_seconds=2.0, memory_minutes=0.05) if args.quick else {}
+        report["same_l"] = same_l_measure({"SAME-S": args.config, "SAME-L": args.same_l_config},
+                                          {"SAME-S": dirs, "SAME-L": l_dirs}, threads=2, work=args.work, **quick)
+
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
     (args.out / "results.md").write_text(markdown)
@@ -233,6 +250,8 @@ def render(report: dict) -> str:
         parts += ["\n## Java binding against C, per push\n", java_table(report["java"])]
     if report.get("dataset"):
         parts += ["\n## Dataset encoding (`same-edge encode-dataset`)\n", dataset_table(report["dataset"])]
+    if report.get("same_l"):
+        parts += ["\n## SAME-L against SAME-S (seeded weights), one run\n", same_l_table(report["same_l"])]
     return "\n".join(parts) + "\n"
 
 

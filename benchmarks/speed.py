@@ -36,12 +36,13 @@ LITERT = "same-edge LiteRT"
 
 def gflop_per_audio_second(cfg: SameConfig, side: str) -> float:
     """Nominal GFLOP per second of audio of one direction of the whole-sequence model (19.7 for
-    SAME-S): every block on every token (patches and learned tokens), both attention maps, and
-    the projections in and out."""
+    SAME-S): every block on every token (patches and learned tokens), both attention maps over the
+    keys a query sees (SAME-S: its chunk; SAME-L: its frame and w frames either side), and the
+    projections in and out."""
     t = cfg.encoder if side == "encode" else cfg.decoder
     tokens = cfg.sample_rate / cfg.hop * cfg.frame_tokens
-    chunk = cfg.frames_per_chunk * cfg.frame_tokens
-    per_token = 2 * (5 + 1 + 3 * t.ff_mult) * t.width**2 + 2 * 2 * 2 * chunk * t.width  # matmuls + QK^T, AV twice
+    keys = ((2 * cfg.window_frames + 1) if cfg.sliding else cfg.frames_per_chunk) * cfg.frame_tokens
+    per_token = 2 * (5 + 1 + 3 * t.ff_mult) * t.width**2 + 2 * 2 * 2 * keys * t.width  # matmuls + QK^T, AV twice
     io = cfg.patch_dim * t.width if side == "encode" else cfg.decoder_kernel * t.width * cfg.patch_dim
     patches = cfg.sample_rate / cfg.patch_size
     return (tokens * t.depth * per_token + 2 * patches * io + 2 * cfg.sample_rate / cfg.hop * cfg.latent_dim * t.width) / 1e9

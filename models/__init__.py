@@ -1,5 +1,5 @@
 """Model assets shipped with same-edge (installed as ``same_edge.models``): the bundled demo model
-and the released SAME-S configuration."""
+and the released SAME-S and SAME-L configurations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo"
 SAME_S_CONFIG = Path(__file__).resolve().parent / "same-s" / "model_config.json"
+SAME_L_CONFIG = Path(__file__).resolve().parent / "same-l" / "model_config.json"
 DEMO_CLIP_NAME = "clip.flac"
 
 

@@ -177,7 +177,12 @@ def cmd_info(args: argparse.Namespace) -> None:
     spec = m.model
     print(f"audio      {spec.sample_rate} Hz, {spec.channels} channels; hop {spec.hop} samples -> "
           f"{spec.latent_dim}-dim latents at {spec.sample_rate / spec.hop:.2f} Hz")
-    print(f"windows    {', '.join(str(w) for w in m.windows)} chunks of {m.model.chunk_samples} samples")
+    if spec.sliding:
+        print(f"attention  sliding window, {spec.window_frames} frame(s) either side (SAME-L); "
+              f"windows of {', '.join(str(w) for w in m.windows)} frames")
+    else:
+        print(f"attention  chunked, midpoint shift (SAME-S); windows of {', '.join(str(w) for w in m.windows)} "
+              f"chunks of {spec.chunk_samples} samples")
     for side in SIDES:
         g = m.graph(side)
         layers = m.model.config.get(side, {})
@@ -320,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", type=Path, required=True,
                     help="model directory; with several precisions, the parent of one per precision")
     sp.add_argument("--windows", type=_positive("--windows"), nargs="+", default=[1, 4, 16],
-                    help="window sizes in attention chunks (must include 1; default 1 4 16)")
+                    help="window sizes in chunks: SAME-S's attention chunks of 2 frames, SAME-L's frames "
+                         "(must include 1; default 1 4 16)")
     sp.add_argument("--fidelity-audio", type=Path, default=None,
                     help="music file to measure fidelity on (default: built-in synthetic music)")
     sp.add_argument("--cache-dir", type=Path, default=None,

@@ -6,14 +6,16 @@ patch   ``patch_size`` (256) consecutive samples of every channel: one transform
 hop     audio samples per latent frame: ``patch_size * stride`` (4096 for SAME-S).
 frame   one latent vector ``[latent_dim]`` and the hop of audio it stands for; in the transformer,
         ``stride`` patch tokens plus the frame's learned token.
-chunk   ``frames_per_chunk`` frames (2 for SAME-S, ``chunk_samples`` = 8192 samples): the unit of
-        the chunked attention, and the smallest unit a graph runs.
+chunk   ``frames_per_chunk`` frames: the smallest unit a graph runs. For SAME-S an attention
+        chunk (2 frames, ``chunk_samples`` = 8192 samples); for SAME-L one frame.
 window  the chunks one graph call takes (1, 4, 16 by default): its signature ``encode_<n>``.
 block   what a caller pushes into a stream: any number of samples or frames.
 
 The graphs take whole chunks plus a small carried state, so a stream is a sequence of window
 calls and a flush. The offline ``encode``/``decode`` are the same stream driven with the largest
-windows, so streaming and offline results are identical.
+windows, so streaming and offline results are identical. SAME-S flushes with its graphs' flush
+signatures; SAME-L (sliding-window attention, ``manifest.model.attention``) with windows of padding,
+each window taking a key bias the host computes from the stream's position (``same_edge.sliding``).
 
 Threads: a ``Codec`` may be shared by threads, and streams made from it may run concurrently on
 different threads (an encoder stream on the capture thread and a decoder stream on the playback
@@ -41,6 +43,7 @@ import numpy as np
 from .errors import ConfigError, ModelDirError, OutputError, StreamError
 from .graph import Graph, check_threads, weight_cache_file
 from .manifest import GRAPH_FILES, MANIFEST_NAME, SIDES, GraphSpec, Manifest, check_graph, parse_manifest, read_manifest
+from .sliding import stream_key_bias
 
 
 def _check_array(x: object, rows: int, what: str) -> np.ndarray:
@@ -86,6 +89,9 @@ class _Stream:
         self._flushed = False
         self._broken: str | None = None
         self._in_total = self._out_total = 0
+        self._sliding = codec.manifest.model.sliding
+        self._frames_run = 0  # frames given to the window graphs so far: SAME-L's key bias position
+        self._total_frames: int | None = None  # the stream's length in frames, known at the flush
         self._busy = threading.Lock()
 
     @property
@@ -133,6 +139,7 @@ class _Stream:
             self._flushed = False
             self._broken = None
             self._in_total = self._out_total = 0
+            self._frames_run, self._total_frames = 0, None
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Add input columns (audio ``[C, n]`` or latents ``[latent_dim, k]``, float32, any count);
@@ -159,8 +166,10 @@ class _Stream:
             self._flushed = True
             if self._in_total == 0:
                 return np.zeros((self._rows_out, 0), np.float32)
+            self._total_frames = self._stream_frames()
             out = self._run_tail() if self._pending_len else []
-            out.append(self._checked(self._finish()))
+            self._pending_len = 0
+            out.append(self._flush_padding() if self._sliding else self._checked(self._finish()))
             y = np.concatenate(out, axis=1)[:, : self._total_out() - self._out_total]
             self._out_total += y.shape[1]
             return np.ascontiguousarray(y)
@@ -204,6 +213,21 @@ class _Stream:
         self._out_total += y.shape[1]
         return y
 
+    def _key_bias(self, frames: int) -> np.ndarray:
+        """SAME-L: the key bias of the next window of ``frames`` frames (``same_edge.sliding``)."""
+        depth, carried = self._spec.state_shape[:2]
+        bias = stream_key_bias(depth, carried // 2, self._frames_run, frames, self._total_frames)
+        self._frames_run += frames
+        return bias
+
+    def _flush_padding(self) -> np.ndarray:
+        """SAME-L's flush: the stream lags ``depth * w`` frames, so push as many frames of padding,
+        which the key bias hides from every real frame."""
+        depth, carried = self._spec.state_shape[:2]
+        lag = depth * (carried // 2)
+        out, _ = self._run_windows(np.zeros((self._rows_in, lag * self._unit), np.float32), lag)
+        return np.concatenate(out, axis=1)
+
     def _first_flag(self) -> np.ndarray:
         flag = np.array([1.0 if self._first else 0.0], np.float32)
         self._first = False
@@ -224,6 +248,10 @@ class _Stream:
 
     def _finish(self) -> np.ndarray:
         """The flush signature's output."""
+        raise NotImplementedError
+
+    def _stream_frames(self) -> int:
+        """Latent frames of the whole stream."""
         raise NotImplementedError
 
     def _total_out(self) -> int:
@@ -251,7 +279,11 @@ class StreamEncoder(_Stream):
         return self._codec.manifest.encoder_latency_samples
 
     def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
-        res = self._graph[self._spec.signature(w)](audio=columns, state=self._state, first=self._first_flag())
+        run = self._graph[self._spec.signature(w)]
+        if self._sliding:
+            res = run(audio=columns, state=self._state, key_bias=self._key_bias(w))
+        else:
+            res = run(audio=columns, state=self._state, first=self._first_flag())
         self._state = res["state"]
         return res["latents"]
 
@@ -264,8 +296,11 @@ class StreamEncoder(_Stream):
     def _finish(self) -> np.ndarray:
         return self._graph[self._spec.signature(None)](state=self._state)["latents"]
 
-    def _total_out(self) -> int:
+    def _stream_frames(self) -> int:
         return -(-self._in_total // self._codec.hop)  # the frames that cover real audio
+
+    def _total_out(self) -> int:
+        return self._stream_frames()
 
 
 class StreamDecoder(_Stream):
@@ -282,13 +317,20 @@ class StreamDecoder(_Stream):
     def __init__(self, codec: Codec, largest_window: int | None = 1) -> None:
         m = codec.manifest.model
         super().__init__(codec, "decoder", largest_window, m.latent_dim, m.channels, "latents", m.frames_per_chunk)
-        self._context = np.zeros(self._spec.context_shape, np.float32)
+        if self._sliding:
+            self._carried = ("_state",)  # SAME-L's k = 1 output conv carries no context
+        else:
+            self._context = np.zeros(self._spec.context_shape, np.float32)
 
     @property
     def latency_samples(self) -> int:
         return self._codec.manifest.decoder_latency_samples
 
     def _window(self, w: int, columns: np.ndarray, keep_last: int | None) -> np.ndarray:
+        if self._sliding:  # whole frames only: no tail to keep part of
+            res = self._graph[self._spec.signature(w)](latents=columns, state=self._state, key_bias=self._key_bias(w))
+            self._state = res["state"]
+            return res["audio"]
         keep = np.ones(columns.shape[1], np.float32)
         if keep_last is not None:
             keep[keep_last:] = 0.0
@@ -307,6 +349,9 @@ class StreamDecoder(_Stream):
 
     def _finish(self) -> np.ndarray:
         return self._graph[self._spec.signature(None)](state=self._state, context=self._context)["audio"]
+
+    def _stream_frames(self) -> int:
+        return self._in_total
 
     def _total_out(self) -> int:
         return self._in_total * self._codec.hop

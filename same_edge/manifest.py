@@ -143,8 +143,12 @@ class GraphSpec:
 class ModelSpec:
     """The audio and latent geometry of a SAME model.
 
-    hop: audio samples per latent frame; frames_per_chunk: latent frames per attention chunk;
-    chunk_samples = frames_per_chunk * hop."""
+    hop: audio samples per latent frame; frames_per_chunk: latent frames of the smallest window a
+    graph runs (an attention chunk of SAME-S's chunked attention; 1 for SAME-L's sliding window);
+    chunk_samples = frames_per_chunk * hop. attention: ``"chunked"`` (SAME-S: the midpoint-shifted
+    chunks, streamed with a flush signature) or ``"sliding"`` (SAME-L: each token sees
+    ``window_frames`` frames either side; the host computes each window's ``key_bias``, see
+    ``same_edge.sliding``). A chunked model's manifest leaves both fields out."""
 
     sample_rate: int
     channels: int
@@ -153,6 +157,19 @@ class ModelSpec:
     frames_per_chunk: int
     chunk_samples: int
     config: dict[str, Any]
+    attention: str = "chunked"
+    window_frames: int | None = None
+
+    @property
+    def sliding(self) -> bool:
+        return self.attention == "sliding"
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = asdict(self)
+        if not self.sliding:
+            del fields["attention"], fields["window_frames"]
+        fields["config"] = fields.pop("config")  # the geometry first, the whole config last
+        return fields
 
 
 @dataclass(frozen=True)
@@ -219,8 +236,9 @@ class Manifest:
             if g.side == "encoder":
                 out |= {"start_skip_frames": g.start_skip, "flush_frames": g.flush_length}
             else:
-                out |= {"context_shape": list(g.context_shape or ()), "start_skip_samples": g.start_skip,
-                        "flush_samples": g.flush_length}
+                if g.context_shape is not None:  # SAME-L's decoder carries none
+                    out["context_shape"] = list(g.context_shape)
+                out |= {"start_skip_samples": g.start_skip, "flush_samples": g.flush_length}
             out["signatures"] = {name: {"inputs": {k: list(v) for k, v in s.inputs.items()},
                                         "outputs": {k: list(v) for k, v in s.outputs.items()}}
                                  for name, s in g.signatures.items()}
@@ -230,7 +248,7 @@ class Manifest:
                 out["delegation"] = g.delegation
             return out
 
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": asdict(self.model),
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "model": self.model.to_dict(),
                 "precision": self.precision, "windows": list(self.windows),
                 "encoder": graph(self.encoder), "decoder": graph(self.decoder),
                 "source": asdict(self.source), "tools": dict(self.tools)}
@@ -256,11 +274,20 @@ class Manifest:
         config = mf.get("config")
         if not isinstance(config, dict):
             raise mf.fail("config", "must be an object")
+        attention = mf.str("attention") if "attention" in mf.raw else "chunked"
+        if attention not in ("chunked", "sliding"):
+            raise mf.fail("attention", f"must be 'chunked' or 'sliding', got {attention!r:.40}")
+        window = mf.int("window_frames", 1, 4096) if attention == "sliding" else None
+        if window is None and "window_frames" in mf.raw:
+            raise mf.fail("window_frames", "is for sliding attention only")
         model = ModelSpec(mf.int("sample_rate", 1000, 1_000_000), mf.int("channels", 1, 64), mf.int("latent_dim"),
-                          mf.int("hop"), mf.int("frames_per_chunk", 2, 4096), mf.int("chunk_samples"), config)
+                          mf.int("hop"), mf.int("frames_per_chunk", 1, 4096), mf.int("chunk_samples"), config,
+                          attention, window)
         if model.chunk_samples != model.frames_per_chunk * model.hop:
             raise mf.fail("chunk_samples", f"must equal frames_per_chunk * hop = {model.frames_per_chunk * model.hop}")
-        if model.frames_per_chunk % 2:
+        if model.sliding and model.frames_per_chunk != 1:
+            raise mf.fail("frames_per_chunk", "must be 1 for sliding attention (its windows are whole frames)")
+        if not model.sliding and model.frames_per_chunk % 2:
             raise mf.fail("frames_per_chunk", "must be even (the midpoint shift moves half a chunk)")
         precision = root.str("precision")
         if precision not in PRECISIONS:
@@ -295,41 +322,73 @@ def _parse_graph(f: _Fields, side: str, model: ModelSpec, windows: tuple[int, ..
         raise f.fail("file", f"must be {GRAPH_FILES[side]!r}")
     size = f.int("bytes", 1, 1 << 40) if with_files else 0
     digest = f.str("sha256", r"[0-9a-f]{64}") if with_files else ""
-    state = f.shape("state_shape", 3)
-    half = model.frames_per_chunk // 2
-    if state[0] != half:
-        raise f.fail("state_shape", f"must hold frames_per_chunk / 2 = {half} frames, got {list(state)}")
-    context = None if encoder else f.shape("context_shape", 2)
-    if encoder:
-        skip, flush = f.int("start_skip_frames", 0, model.frames_per_chunk), f.int("flush_frames", 1, model.frames_per_chunk)
+    if model.sliding:
+        state, context, skip, flush = _sliding_stream(f, encoder, model)
     else:
-        skip = f.int("start_skip_samples", 0, model.chunk_samples - 1)
-        flush = f.int("flush_samples", 1, model.chunk_samples)
+        state, context, skip, flush = _chunked_stream(f, encoder, model)
     signatures = f.map("signatures", SignatureSpec.parse)
     prefix = SIGNATURE_PREFIX[side]
-    expected = {f"{prefix}_{w}" for w in windows} | {f"{prefix}_flush"}
+    expected = {f"{prefix}_{w}" for w in windows} | (set() if model.sliding else {f"{prefix}_flush"})
     if set(signatures) != expected:
         raise f.fail("signatures", f"must be {sorted(expected)}, got {sorted(signatures)}")
     rows_in, rows_out = (model.channels, model.latent_dim) if encoder else (model.latent_dim, model.channels)
     for w in windows:
         name, sig = f"{prefix}_{w}", signatures[f"{prefix}_{w}"]
         frames = w * model.frames_per_chunk
-        want_in = {"audio": (rows_in, w * model.chunk_samples), "state": state, "first": (1,)} if encoder else \
-            {"latents": (rows_in, frames), "keep": (frames,), "state": state, "context": context, "first": (1,)}
+        if model.sliding:
+            key_bias = (state[0], frames + state[1])
+            want_in = {"audio": (rows_in, frames * model.hop), "state": state, "key_bias": key_bias} if encoder else \
+                {"latents": (rows_in, frames), "state": state, "key_bias": key_bias}
+        else:
+            want_in = {"audio": (rows_in, w * model.chunk_samples), "state": state, "first": (1,)} if encoder else \
+                {"latents": (rows_in, frames), "keep": (frames,), "state": state, "context": context, "first": (1,)}
         want_out = {"latents": (rows_out, frames), "state": state} if encoder else \
-            {"audio": (rows_out, frames * model.hop), "state": state, "context": context}
+            {"audio": (rows_out, frames * model.hop), "state": state}
+        if context is not None:
+            want_out["context"] = context
         if sig.inputs != want_in or sig.outputs != want_out:
             raise f.fail(f"signatures.{name}", f"must take {want_in} and give {want_out}")
-    flush_sig = signatures[f"{prefix}_flush"]
-    want_in = {"state": state} if encoder else {"state": state, "context": context}
-    want_out = {"latents": (rows_out, flush)} if encoder else {"audio": (rows_out, flush)}
-    if flush_sig.inputs != want_in or flush_sig.outputs != want_out:
-        raise f.fail(f"signatures.{prefix}_flush", f"must take {want_in} and give {want_out}")
+    if not model.sliding:
+        flush_sig = signatures[f"{prefix}_flush"]
+        want_in = {"state": state} if encoder else {"state": state, "context": context}
+        want_out = {"latents": (rows_out, flush)} if encoder else {"audio": (rows_out, flush)}
+        if flush_sig.inputs != want_in or flush_sig.outputs != want_out:
+            raise f.fail(f"signatures.{prefix}_flush", f"must take {want_in} and give {want_out}")
     ops, delegation = f.raw.get("ops", {}), f.raw.get("delegation", {})
     for key, value in (("ops", ops), ("delegation", delegation)):
         if not isinstance(value, dict):
             raise f.fail(key, "must be an object")
     return GraphSpec(side, file, size, digest, state, skip, flush, signatures, context, ops, delegation)
+
+
+def _chunked_stream(f: _Fields, encoder: bool, model: ModelSpec) -> tuple[tuple[int, ...], tuple[int, ...] | None, int, int]:
+    """SAME-S's state, conv context, start skip and flush length."""
+    state = f.shape("state_shape", 3)
+    half = model.frames_per_chunk // 2
+    if state[0] != half:
+        raise f.fail("state_shape", f"must hold frames_per_chunk / 2 = {half} frames, got {list(state)}")
+    if encoder:
+        frames = model.frames_per_chunk
+        return state, None, f.int("start_skip_frames", 0, frames), f.int("flush_frames", 1, frames)
+    return (state, f.shape("context_shape", 2), f.int("start_skip_samples", 0, model.chunk_samples - 1),
+            f.int("flush_samples", 1, model.chunk_samples))
+
+
+def _sliding_stream(f: _Fields, encoder: bool, model: ModelSpec) -> tuple[tuple[int, ...], None, int, int]:
+    """SAME-L's state ``[depth, 2w, S, width]``; the stream lags ``depth * w`` frames, which the
+    host skips at the start and flushes with as many frames of padding: the manifest must say so."""
+    state = f.shape("state_shape", 4)
+    w = model.window_frames or 0
+    if state[1] != 2 * w:
+        raise f.fail("state_shape", f"must hold 2 * window_frames = {2 * w} frames per block, got {list(state)}")
+    if "context_shape" in f.raw:
+        raise f.fail("context_shape", "is for chunked attention only (a sliding-window decoder carries no conv context)")
+    lag = state[0] * w
+    names, unit = (("start_skip_frames", "flush_frames"), 1) if encoder else (("start_skip_samples", "flush_samples"), model.hop)
+    for name in names:
+        if f.int(name, 0, MAX_DIM) != lag * unit:
+            raise f.fail(name, f"must be depth * window_frames = {lag} frames ({lag * unit}), got {f.get(name)}")
+    return state, None, lag * unit, lag * unit
 
 
 def read_manifest(model_dir: str | Path) -> Manifest:

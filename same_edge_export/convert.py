@@ -33,7 +33,6 @@ from same_edge.manifest import (
     METADATA_KEY,
     PRECISIONS,
     SIDES,
-    SIGNATURE_PREFIX,
     GraphSpec,
     Manifest,
     ModelSpec,
@@ -44,9 +43,9 @@ from same_edge.metrics import snr_db
 
 from .cache import ConversionCache, conversion_key
 from .checkpoint import load_model
-from .config import ConfigError, UnsupportedConfigError
+from .config import ConfigError
 from .delegation import check_delegation
-from .graphs import geometry, graph_modules, signature_inputs
+from .graphs import geometry, graph_modules, signature_inputs, signature_names
 from .model import SameAutoencoder, folded_copy
 from .music import synth_music
 from .phases import PhaseTimer, litert_phases
@@ -55,11 +54,6 @@ from .quantize import check_ops, inspect_ops, quantize
 DEFAULT_WINDOWS = (1, 4, 16)
 FIDELITY_NAME = "fidelity.json"
 SYNTHETIC_SOURCE = "synthetic music (same_edge_export.music, 12 s)"
-
-
-def signature_names(side: str, windows: Sequence[int]) -> list[str]:
-    prefix = SIGNATURE_PREFIX[side]
-    return [f"{prefix}_{w}" for w in sorted(windows)] + [f"{prefix}_flush"]
 
 
 def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int], timer: PhaseTimer | None = None) -> bytes:
@@ -74,7 +68,7 @@ def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int], tim
         # Weight-derived tensors computed once here, not folded by the converter in every signature.
         window, flush = graph_modules(folded_copy(model))[side]
         converter = None
-        for name in signature_names(side, windows):
+        for name in signature_names(model, side, windows):
             module = flush if name.endswith("flush") else window
             kwargs = signature_inputs(model, name)
             converter = (litert_torch if converter is None else converter).signature(name, module,
@@ -87,7 +81,11 @@ def convert_graph(model: SameAutoencoder, side: str, windows: Sequence[int], tim
 
 
 def embed_metadata(model: bytes, key: str, payload: bytes) -> bytes:
-    """Add (or replace) a named metadata buffer in a ``.tflite`` flatbuffer."""
+    """Add (or replace) a named metadata buffer in a ``.tflite`` flatbuffer.
+
+    A large model (full-size SAME-L) keeps its weights past the flatbuffer, each buffer naming its
+    ``offset`` from the start of the file: the re-packed flatbuffer is followed by those bytes
+    unchanged, every offset moved by the same amount."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -100,9 +98,27 @@ def embed_metadata(model: bytes, key: str, payload: bytes) -> bytes:
     md.name = key
     md.buffer = len(m.buffers) - 1
     m.metadata.append(md)
-    builder = flatbuffers.Builder(len(model) + len(payload) + 1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    outside = [b for b in m.buffers if b.offset > 1]  # offset 1 with size 0 marks an empty buffer
+    tail_at = min((b.offset for b in outside), default=len(model))
+    was = [b.offset for b in outside]
+
+    def pack(tail_offset: int) -> bytes:
+        for b, offset in zip(outside, was, strict=True):
+            b.offset = offset - tail_at + tail_offset
+        builder = flatbuffers.Builder(1024 + len(payload) + (tail_at if not outside else 0))
+        builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+        return bytes(builder.Output())
+
+    if not outside:
+        return pack(0)
+    # The offsets' values do not change the flatbuffer's size (fixed-width fields, all non-zero),
+    # so one trial packing gives where the tail lands; 16-byte aligned as the converter writes it.
+    head = len(pack(1 << 40))
+    tail_offset = -(-head // 16) * 16
+    packed = pack(tail_offset)
+    if len(packed) != head:
+        raise RuntimeError("re-packing a .tflite with external buffers changed its size")
+    return b"".join((packed, bytes(tail_offset - head), memoryview(model)[tail_at:]))
 
 
 def _versions() -> dict[str, str]:
@@ -137,7 +153,7 @@ class TorchReference:
         with torch.no_grad():
             for side, (window, flush) in modules.items():
                 out[side] = {}
-                for name in signature_names(side, self.windows):
+                for name in signature_names(self.model, side, self.windows):
                     inputs = signature_inputs(self.model, name)
                     outputs = (flush if name.endswith("flush") else window)(**inputs)
                     out[side][name] = SignatureSpec({k: tuple(v.shape) for k, v in inputs.items()},
@@ -164,17 +180,18 @@ def build_manifest(reference: TorchReference, precision: str) -> Manifest:
     by ``write_model_dir``)."""
     model = reference.model
     cfg, g = model.config, geometry(model)
+    context = g["decoder_context_shape"]  # None for SAME-L: its k = 1 output conv looks back at nothing
     graphs = {
         "encoder": GraphSpec("encoder", GRAPH_FILES["encoder"], 0, "", tuple(g["encoder_state_shape"]),
                              g["encoder_start_skip_frames"], g["encoder_flush_frames"],
                              reference.signatures["encoder"]),
         "decoder": GraphSpec("decoder", GRAPH_FILES["decoder"], 0, "", tuple(g["decoder_state_shape"]),
                              g["decoder_start_skip_samples"], g["decoder_flush_samples"],
-                             reference.signatures["decoder"], tuple(g["decoder_context_shape"])),
+                             reference.signatures["decoder"], None if context is None else tuple(context)),
     }
     return Manifest(
         ModelSpec(cfg.sample_rate, cfg.channels, cfg.latent_dim, cfg.hop, g["frames_per_chunk"], g["chunk_samples"],
-                  cfg.to_dict()),
+                  cfg.to_dict(), g.get("attention", "chunked"), g.get("window_frames")),
         precision, reference.windows, graphs["encoder"], graphs["decoder"], reference.source, _versions(),
     )
 
@@ -186,10 +203,12 @@ def measure_fidelity(reference: TorchReference, model_dir: Path) -> dict[str, An
 
     ref_latents, ref_audio = reference.fidelity
     audio = reference.fidelity_audio
-    with Codec.load(model_dir) as codec:
+    # One graph at a time: full-size SAME-L's fp32 graphs take about 3.7 GB each once loaded.
+    with Codec.load(model_dir, sides=("encoder",)) as codec:
         latents = codec.encode(audio)
-        decoded = codec.decode(ref_latents)
         rate = codec.sample_rate
+    with Codec.load(model_dir, sides=("decoder",)) as codec:
+        decoded = codec.decode(ref_latents)
     return {
         "signal": reference.fidelity_source,
         "seconds": audio.shape[1] / rate,
@@ -254,8 +273,9 @@ def write_model_dir(
         with timer.phase(step + "write"):
             for side, data in graphs.items():
                 (staging / GRAPH_FILES[side]).write_bytes(data)
+        graphs.clear()  # on disk now: a full-size SAME-L's are 3.4 GB in fp32
         delegation = {}
-        for side in graphs:
+        for side in specs:
             # Every op of every signature runs in XNNPACK, or no model directory (export.delegation).
             with timer.phase(step + "delegation check", side=side):
                 delegation[side] = check_delegation(staging / GRAPH_FILES[side])
@@ -316,9 +336,7 @@ def export_precisions(
             f"same-edge: {line}", file=sys.stderr))
         with timer.phase("load checkpoint"):
             model = load_model(config_path, checkpoint_path)
-            if model.config.sliding:
-                raise UnsupportedConfigError("SAME-L (sliding-window attention) runs in PyTorch "
-                                             "(same_edge_export.load_model) but has no LiteRT graphs yet")
+            geometry(model)  # refuses a model without window graphs before anything is converted
             source = SYNTHETIC_SOURCE
             if fidelity_audio is None and fidelity_audio_path is not None:
                 fidelity_audio = read_audio(fidelity_audio_path, model.config.sample_rate, model.config.channels,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GraphCheckError
-from .profiler import ProfiledGraph
+from .profiler import ProfiledGraph, ProfilerError
 
 
 class DelegationError(GraphCheckError):
@@ -36,7 +36,10 @@ def delegation_report(graph_path: str | Path, threads: int = 1) -> dict[str, Any
 def check_delegation(graph_path: str | Path, threads: int = 1) -> dict[str, Any]:
     """``delegation_report``, raising ``DelegationError`` (naming the ops) unless every op of every
     signature ran in XNNPACK, in one partition per signature."""
-    report = delegation_report(graph_path, threads)
+    try:
+        report = delegation_report(graph_path, threads)
+    except ProfilerError as e:  # LiteRT refused the file: a broken graph, not a crash
+        raise GraphCheckError(f"{Path(graph_path).name}: LiteRT cannot run it ({e})") from None
     split = {name: n for name, n in report["partitions"].items() if n != 1}
     if report["undelegated"] or split:
         ops = sorted(set(report["undelegated"]))

@@ -20,7 +20,7 @@ Decoder window ``n``: ``latents [latent_dim, n * m]``, ``keep [n * m]`` (1.0 for
   start the first ``start_skip_samples`` are dropped), state, context.
 Decoder flush: state, context -> ``audio [C, (m/2 * stride + (k-1)/2) * patch_size]``, the end.
 
-SAME-L (sliding-window attention, w frames either side; not yet exported): every block's output
+SAME-L (sliding-window attention, w frames either side): every block's output
 frame needs w frames of its input beyond it, so a window of n frames runs each block as far as its
 input allows and finishes the n frames ``depth * w`` behind (``SlidingWindowTransformer.step``).
 state ``[depth, 2w, stride + 1, width]`` holds each block's last 2w input frames;
@@ -32,15 +32,21 @@ window, so windows of any sizes chain to the same bits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
+from .config import UnsupportedConfigError
 from .model import SameAutoencoder, patchify, unpatchify
 
 
 def geometry(model: SameAutoencoder) -> dict[str, object]:
-    """Stream sizes for the manifest: everything a host needs to drive the graphs."""
+    """Stream sizes for the manifest: everything a host needs to drive the graphs. A "chunk" is the
+    smallest window a graph runs: an attention chunk for SAME-S, one frame for SAME-L."""
     cfg = model.config
+    if cfg.sliding:
+        return _sliding_geometry(model)
     half = cfg.frames_per_chunk // 2
     edge = (cfg.decoder_kernel - 1) // 2
     tail_tokens = half * cfg.stride + edge
@@ -54,6 +60,30 @@ def geometry(model: SameAutoencoder) -> dict[str, object]:
         "encoder_flush_frames": half,
         "decoder_start_skip_samples": tail_tokens * cfg.patch_size,
         "decoder_flush_samples": tail_tokens * cfg.patch_size,
+    }
+
+
+def _sliding_geometry(model: SameAutoencoder) -> dict[str, object]:
+    """SAME-L: windows of whole frames; each side lags ``depth * w`` frames, which the host skips
+    at the start and flushes by pushing as many frames of padding."""
+    cfg, w = model.config, model.config.window_frames
+    if not w:
+        raise UnsupportedConfigError("a sliding window of 0 frames carries no stream state: no window graphs")
+    if cfg.decoder_kernel != 1:
+        raise UnsupportedConfigError(f"a sliding-window decoder with a k={cfg.decoder_kernel} output conv has no window graph")
+    lag = {side: t.depth * w for side, t in (("encoder", cfg.encoder), ("decoder", cfg.decoder))}
+    return {
+        "attention": "sliding",
+        "window_frames": w,
+        "frames_per_chunk": 1,
+        "chunk_samples": cfg.hop,
+        "encoder_state_shape": [cfg.encoder.depth, 2 * w, cfg.frame_tokens, cfg.encoder.width],
+        "decoder_state_shape": [cfg.decoder.depth, 2 * w, cfg.frame_tokens, cfg.decoder.width],
+        "decoder_context_shape": None,
+        "encoder_start_skip_frames": lag["encoder"],
+        "encoder_flush_frames": lag["encoder"],
+        "decoder_start_skip_samples": lag["decoder"] * cfg.hop,
+        "decoder_flush_samples": lag["decoder"] * cfg.hop,
     }
 
 
@@ -134,7 +164,8 @@ class SlidingDecoderWindow(_OfModel):
 
     def __init__(self, model: SameAutoencoder) -> None:
         if model.config.decoder_kernel != 1:
-            raise ValueError(f"a sliding-window decoder with a k={model.config.decoder_kernel} output conv has no window graph")
+            raise UnsupportedConfigError(f"a sliding-window decoder with a k={model.config.decoder_kernel} output conv "
+                                         "has no window graph")
         super().__init__(model)
 
     def forward(self, latents: torch.Tensor, state: torch.Tensor, key_bias: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -157,11 +188,21 @@ def sliding_window_inputs(model: SameAutoencoder, side: str, frames: int) -> dic
     return {"latents": torch.zeros(cfg.latent_dim, frames), "state": state, "key_bias": key_bias}
 
 
+def signature_names(model: SameAutoencoder, side: str, windows: Sequence[int]) -> list[str]:
+    """A side's signatures: one per window size, and the flush (SAME-S only: SAME-L flushes by
+    pushing windows of padding)."""
+    prefix = "encode" if side == "encoder" else "decode"
+    names = [f"{prefix}_{w}" for w in sorted(windows)]
+    return names if model.config.sliding else [*names, f"{prefix}_flush"]
+
+
 def signature_inputs(model: SameAutoencoder, name: str) -> dict[str, torch.Tensor]:
     """Zero sample inputs with the shapes of signature ``name`` (``encode_N``, ``encode_flush``,
     ``decode_N``, ``decode_flush``)."""
     cfg, g = model.config, geometry(model)
     side, _, size = name.partition("_")
+    if cfg.sliding:
+        return sliding_window_inputs(model, "encoder" if side == "encode" else "decoder", int(size))
     state = torch.zeros(*g["encoder_state_shape" if side == "encode" else "decoder_state_shape"])
     if size == "flush":
         return {"state": state} if side == "encode" else {"state": state, "context": torch.zeros(*g["decoder_context_shape"])}
@@ -178,8 +219,11 @@ def signature_inputs(model: SameAutoencoder, name: str) -> dict[str, torch.Tenso
     }
 
 
-def graph_modules(model: SameAutoencoder) -> dict[str, tuple[nn.Module, nn.Module]]:
-    """Per side: (window module, flush module)."""
+def graph_modules(model: SameAutoencoder) -> dict[str, tuple[nn.Module, nn.Module | None]]:
+    """Per side: (window module, flush module; None for SAME-L, which has no flush)."""
+    if model.config.sliding:
+        return {"encoder": (SlidingEncoderWindow(model).eval(), None),
+                "decoder": (SlidingDecoderWindow(model).eval(), None)}
     return {
         "encoder": (EncoderWindow(model).eval(), EncoderFlush(model).eval()),
         "decoder": (DecoderWindow(model).eval(), DecoderFlush(model).eval()),

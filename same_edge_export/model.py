@@ -24,6 +24,9 @@ from .config import SameConfig, TransformerConfig
 
 ROPE_BASE = 10000.0
 MASKED = -1e9  # attention bias of a key a query does not see: exp underflows to exactly 0
+# The most inputs of one CONCATENATION XNNPACK's delegate takes: a 12-way one (SAME-L's state, one
+# slice per block) runs on LiteRT's reference kernels, outside the delegate.
+CONCAT_INPUTS = 4
 
 
 class Folding(nn.Module):
@@ -269,12 +272,31 @@ class DifferentialAttention(Folding):
         return self.out(out.permute(0, 2, 1, 3).reshape(blocks * nq, w))
 
 
+def stack(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.stack`` (the same values) whose every CONCATENATION has at most ``CONCAT_INPUTS``
+    inputs: tensors are joined in groups, level by level. Each level's joins are reshaped between
+    the flat and the stacked layout before the next level joins them, as the converter would fold
+    nested concatenations along one axis back into one."""
+    if len(tensors) <= CONCAT_INPUTS:
+        return torch.stack(tensors, dim)
+    if dim == tensors[0].dim():  # a new last axis: stack along a trailing axis of size 1
+        return stack([t.unsqueeze(-1) for t in tensors], dim).squeeze(-1)
+    shape = tensors[0].shape
+    flat, stacked = (*shape[:dim], -1, *shape[dim + 1 :]), (*shape[:dim], -1, *shape[dim:])
+    parts, is_flat = list(tensors), True
+    while len(parts) > CONCAT_INPUTS:
+        parts = [torch.cat(parts[i : i + CONCAT_INPUTS], dim).reshape(stacked if is_flat else flat)
+                 for i in range(0, len(parts), CONCAT_INPUTS)]
+        is_flat = not is_flat
+    return torch.cat(parts, dim).reshape(stacked)
+
+
 def frame_blocks(frames: torch.Tensor, m: int, w: int) -> torch.Tensor:
     """[B, n * m + 2w, ...] -> [B * n, m + 2w, ...]: each block of m frames with the w frames
     either side of it, as m + 2w slices (stride m; 1 for one-frame blocks), which the converter
     writes as plain slices and a concatenation."""
     n = (frames.shape[1] - 2 * w) // m
-    blocks = torch.stack([frames[:, k : k + n * m : m] for k in range(m + 2 * w)], dim=2)
+    blocks = stack([frames[:, k : k + n * m : m] for k in range(m + 2 * w)], dim=2)
     return blocks.reshape(-1, *blocks.shape[2:])
 
 
@@ -446,7 +468,7 @@ class SlidingWindowTransformer(nn.Module):
             haloed = torch.cat([state[:, i], h], dim=1)  # [B, n + 2w, S, D]
             states.append(haloed[:, n:])
             h = self._run(block, haloed, key_bias[i], last_token_only and i == len(self.blocks) - 1)
-        return h, torch.stack(states, dim=1)
+        return h, stack(states, dim=1)
 
 
 def frame_key_bias(frames: torch.Tensor, total: int | None) -> torch.Tensor:

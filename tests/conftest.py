@@ -19,11 +19,14 @@ TINY_CONFIG = TINY / "model_config.json"
 TINY_CHECKPOINT = TINY / "model.safetensors"
 SAME_S_CONFIG = Path(__file__).parent.parent / "models" / "same-s" / "model_config.json"
 TINY_L = DATA / "same-l-tiny"  # a tiny SAME-L, golden outputs of the official code (tests/official_golden.py)
+TINY_L_CONFIG, TINY_L_CHECKPOINT = TINY_L / "model_config.json", TINY_L / "model.safetensors"
 GOLDEN_CASES = (0, 1, 2)
 # fp32 graphs against the PyTorch model and the official golden outputs, max |error| / max |ref|:
 # measured 1.3e-7 to 1.0e-6 (tiny fixture); held to 10x that.
 GRAPH_TOLERANCE = 1e-5
 TEST_WINDOWS = (1, 2)  # small windows keep the tiny exports quick; 2 still exercises window choice
+# SAME-L's windows are frames: 1 is less than the 2w frames a block carries, 4 more.
+TEST_L_WINDOWS = (1, 4)
 
 try:  # the fuzz tests' fixed budget: the same examples on every run (no example database, no timing flakes)
     from hypothesis import HealthCheck, settings
@@ -49,25 +52,24 @@ def tiny_model():
     return load_model(TINY_CONFIG, TINY_CHECKPOINT)
 
 
-def _conversion_key() -> str:
-    """What the tiny fixture's conversion depends on: the exporter's sources, the fixture and the tools."""
+def _conversion_key(config: Path, checkpoint: Path, windows: tuple[int, ...]) -> str:
+    """What a tiny fixture's conversion depends on: the exporter's sources, the fixture and the tools."""
     from importlib import metadata
 
     root = Path(__file__).parent.parent
-    h = hashlib.sha256(repr((TEST_WINDOWS, [metadata.version(p) for p in ("torch", "litert-torch", "ai-edge-litert")]))
+    h = hashlib.sha256(repr((windows, [metadata.version(p) for p in ("torch", "litert-torch", "ai-edge-litert")]))
                        .encode())
-    for path in sorted([*root.glob("same_edge_export/*.py"), TINY_CONFIG, TINY_CHECKPOINT]):
+    for path in sorted([*root.glob("same_edge_export/*.py"), config, checkpoint]):
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
+def _cached_float_graphs(model, name: str, config: Path, checkpoint: Path, windows: tuple[int, ...]) -> dict[str, bytes]:
     """fp32 flatbuffers of both sides, converted once, and kept in build/test-cache for the next run
     while nothing they depend on changes (the conversion is most of `make check`'s first minute)."""
     from same_edge_export.convert import convert_graph
 
-    cache = Path(__file__).parent.parent / "build" / "test-cache" / f"tiny-fp32-{_conversion_key()}"
+    cache = Path(__file__).parent.parent / "build" / "test-cache" / f"{name}-{_conversion_key(config, checkpoint, windows)}"
     # Each side under its own lock, the two workers of `make check` starting from opposite sides: on
     # a cold cache they convert one side each, at once.
     sides = ["encoder", "decoder"]
@@ -77,9 +79,14 @@ def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
         path = cache / f"{side}.tflite"
         with exclusive(path):
             if not path.is_file():  # written whole, then renamed: a stopped run leaves no half file
-                path.with_suffix(".tmp").write_bytes(convert_graph(tiny_model, side, TEST_WINDOWS))
+                path.with_suffix(".tmp").write_bytes(convert_graph(model, side, windows))
                 os.replace(path.with_suffix(".tmp"), path)
     return {side: (cache / f"{side}.tflite").read_bytes() for side in ("encoder", "decoder")}
+
+
+@pytest.fixture(scope="session")
+def tiny_float_graphs(tiny_model) -> dict[str, bytes]:
+    return _cached_float_graphs(tiny_model, "tiny-fp32", TINY_CONFIG, TINY_CHECKPOINT, TEST_WINDOWS)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +101,31 @@ def export_dir(tmp_path_factory, tiny_model, tiny_float_graphs):
             out = tmp_path_factory.mktemp(f"tiny-{precision}")
             write_model_dir(tiny_model, dict(tiny_float_graphs), out, precision, TEST_WINDOWS,
                             TINY_CONFIG, TINY_CHECKPOINT)
+            made[precision] = out
+        return made[precision]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_l_model():
+    from same_edge_export import load_model
+
+    return load_model(TINY_L_CONFIG, TINY_L_CHECKPOINT)
+
+
+@pytest.fixture(scope="session")
+def export_l_dir(tmp_path_factory, tiny_l_model):
+    """The tiny SAME-L's ``export_dir``: precision -> model directory, written once per precision."""
+    from same_edge_export.convert import write_model_dir
+
+    graphs = _cached_float_graphs(tiny_l_model, "tiny-l-fp32", TINY_L_CONFIG, TINY_L_CHECKPOINT, TEST_L_WINDOWS)
+    made: dict[str, Path] = {}
+
+    def make(precision: str) -> Path:
+        if precision not in made:
+            out = tmp_path_factory.mktemp(f"tiny-l-{precision}")
+            write_model_dir(tiny_l_model, dict(graphs), out, precision, TEST_L_WINDOWS, TINY_L_CONFIG, TINY_L_CHECKPOINT)
             made[precision] = out
         return made[precision]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_CONFIG, benchmark_module
+from conftest import TINY_CONFIG, TINY_L_CONFIG, benchmark_module
 from same_edge.manifest import PRECISIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     out = tmp_path / "results"
-    subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--config", str(TINY_CONFIG), "--out", str(out),
+    subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--config", str(TINY_CONFIG),
+                    "--same-l-config", str(TINY_L_CONFIG), "--out", str(out),
                     "--work", str(tmp_path / "work"), "--demo-checkpoint", str(tmp_path / "none.safetensors")],
                    cwd=ROOT, check=True, capture_output=True)
     report = json.loads((out / "results.json").read_text())
@@ -55,7 +56,12 @@ def test_benchmark_suite_writes_json_markdown_and_plots(tmp_path):
     exports = {r["fold"]: r for r in report["export"] if r["precision"] == "w8a8"}  # the same export, both ways
     assert set(exports) == {True, False}
     assert all(r["seconds"] > r["phases"]["MLIR passes"] > 0 and r["peak_rss_gb"] > 0 for r in report["export"])
+    same_l = report["same_l"]["rows"]
+    assert [(r["model"], r["precision"]) for r in same_l] == [(m, p) for m in ("SAME-S", "SAME-L") for p in PRECISIONS]
+    assert {r["attention"] for r in same_l} == {"chunked", "sliding"}
+    assert all(r["encode_x_realtime"] > 0 and r["decoder_p99_ms"] > 0 and r["encode_peak_mb"] > 0 for r in same_l)
     markdown = (out / "results.md").read_text()
+    assert "## SAME-L against SAME-S" in markdown
     assert "## Export" in markdown and "faster with the weights folded" in markdown
     assert "## Speed" in markdown and "## Memory" in markdown and "## Per-op profile" in markdown
     assert "## Native library" in markdown and "## Java binding" in markdown and "## Other runtimes" in markdown

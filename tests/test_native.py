@@ -190,10 +190,20 @@ def native(build) -> Native:
     return Native(build / "libsame_edge.so")
 
 
-@pytest.fixture(scope="session", params=["demo", "tiny-fp32"])
+# The demo (SAME-S), the tiny SAME-S export and the tiny SAME-L export (sliding-window attention).
+MODELS = ["demo", "tiny-fp32", "tiny-l-fp32"]
+
+
+def _model_dir(request, name: str) -> Path:
+    # The tiny exports convert graphs with torch: only when a test asks for one.
+    if name == "demo":
+        return DEMO
+    return request.getfixturevalue("export_l_dir" if name == "tiny-l-fp32" else "export_dir")("fp32")
+
+
+@pytest.fixture(scope="session", params=MODELS)
 def model_dir(request) -> Path:
-    # The tiny export converts graphs with torch: only when a test asks for it.
-    return DEMO if request.param == "demo" else request.getfixturevalue("export_dir")("fp32")
+    return _model_dir(request, request.param)
 
 
 @pytest.fixture(scope="session")
@@ -486,6 +496,63 @@ def test_a_damaged_model_directory_is_refused_with_a_message(native, tmp_path, d
     assert EXPECTED_WORDS[damage] in message and "\n" not in message
 
 
+# A SAME-L manifest's damage -> the field both runtimes name.
+SLIDING_DAMAGES = {
+    "window-frames-with-chunked-attention": "model.window_frames",
+    "attention-left-out": "model.window_frames",  # read as chunked: the window is out of place
+    "unknown-attention": "model.attention",
+    "two-frames-per-chunk": "model.frames_per_chunk",
+    "state-of-another-window": "encoder.state_shape",
+    "decoder-context": "decoder.context_shape",
+    "start-skip-off-by-one": "encoder.start_skip_frames",
+    "short-flush": "decoder.flush_samples",
+    "flush-signature": "decoder.signatures",
+    "first-flag": "encoder.signatures",
+    "key-bias-of-another-window": "decoder.signatures",
+}
+
+
+@pytest.mark.parametrize("damage", SLIDING_DAMAGES)
+def test_a_sliding_window_manifest_is_checked_as_python_checks_it(native, request, tmp_path, damage):
+    """Both runtimes refuse it naming the same field: the host loop relies on each of them (the
+    start skip and the padding at the flush are depth * window_frames frames)."""
+    from same_edge.errors import ModelDirError
+    from same_edge.manifest import read_manifest
+
+    d = tmp_path / "model"
+    shutil.copytree(_model_dir(request, "tiny-l-fp32"), d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    model, enc, dec = manifest["model"], manifest["encoder"], manifest["decoder"]
+    if damage == "window-frames-with-chunked-attention":
+        model["attention"] = "chunked"
+    elif damage == "attention-left-out":
+        del model["attention"]
+    elif damage == "unknown-attention":
+        model["attention"] = "global"
+    elif damage == "two-frames-per-chunk":
+        model["frames_per_chunk"], model["chunk_samples"] = 2, 2 * model["hop"]
+    elif damage == "state-of-another-window":
+        enc["state_shape"][1] += 2
+    elif damage == "decoder-context":
+        dec["context_shape"] = [model["channels"], 1]
+    elif damage == "start-skip-off-by-one":
+        enc["start_skip_frames"] += 1
+    elif damage == "short-flush":
+        dec["flush_samples"] -= model["hop"]
+    elif damage == "flush-signature":
+        dec["signatures"]["decode_flush"] = {"inputs": {"state": dec["state_shape"]},
+                                             "outputs": {"audio": [model["channels"], dec["flush_samples"]]}}
+    elif damage == "key-bias-of-another-window":
+        dec["signatures"]["decode_4"]["inputs"]["key_bias"][1] -= 1
+    else:
+        enc["signatures"]["encode_1"]["inputs"]["first"] = [1]
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelDirError, match=re.escape(f"manifest field {SLIDING_DAMAGES[damage]}")):
+        read_manifest(d)
+    status, message = _open_status(native, d)
+    assert status == SE_ERR_MODEL and f"manifest field {SLIDING_DAMAGES[damage]}" in message, message
+
+
 def test_missing_directory_and_bad_threads_are_refused(native, tmp_path):
     assert _open_status(native, tmp_path / "nowhere")[0] == SE_ERR_MODEL
     assert _open_status(native, DEMO, threads=-1)[0] == SE_ERR_ARGUMENT
@@ -626,9 +693,9 @@ def test_each_thread_reads_its_own_error_message(request, sanitized):
     _selftest_passes(request, sanitized, "errors-per-thread")
 
 
-@pytest.mark.parametrize("model", ["demo", "tiny-fp32"])
+@pytest.mark.parametrize("model", MODELS)
 def test_streams_reset_between_songs_are_bit_identical_to_python(native, request, model):
-    model_dir = DEMO if model == "demo" else request.getfixturevalue("export_dir")("fp32")
+    model_dir = _model_dir(request, model)
     m, codec = Model(native, model_dir), Codec.load(model_dir, threads=THREADS)
     rng = np.random.default_rng(5)
     enc, dec = m.stream(decoder=False), m.stream(decoder=True)
@@ -705,8 +772,9 @@ def test_an_empty_cpp_stream_throws_instead_of_dividing_by_zero_and_a_cpp_model_
     assert done.returncode == 0 and done.stdout.strip() == "ok", f"exit {done.returncode}: {done.stderr[-4000:]}"
 
 
-def test_push_and_flush_make_no_allocation_in_the_library(build):
-    done = subprocess.run([str(build / "se_alloc_count"), str(DEMO), str(THREADS)], capture_output=True, text=True, timeout=300)
+def test_push_and_flush_make_no_allocation_in_the_library(build, model_dir):
+    done = subprocess.run([str(build / "se_alloc_count"), str(model_dir), str(THREADS)], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     counts = dict(kv.split("=") for kv in done.stdout.split())
     assert counts["library_allocs"] == "0" and counts["statuses_ok"] == "1"

@@ -3,8 +3,6 @@ loads strictly from both official layouts, and keeps SAME-S's shared code SAME-S
 
 import dataclasses
 import json
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,16 +186,6 @@ def test_an_encoder_and_decoder_with_different_attention_are_refused(tmp_path):
         load_config(tmp_path / "c.json")
 
 
-def test_exporting_same_l_to_litert_is_refused_in_one_line_until_its_graphs_exist(tmp_path, capsys):
-    from same_edge.cli import main
-
-    code = main(["export", "--config", str(CONFIG), "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path / "out"),
-                 "--quiet", "--no-cache"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "SAME-L" in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "out").exists()
-
-
 # Streaming (issue 43's design, in PyTorch): SAME-L's band needs, at every block, one frame beyond
 # the frames it finishes, so each block runs w frames behind the one below and keeps the last 2w
 # frames of its input as state; the stack's output lags depth * w frames.
@@ -244,78 +232,6 @@ def test_a_stream_key_bias_masks_the_frames_before_the_start_and_past_the_end():
     assert (bias == 0).tolist() == [[True, True, True, False], [True, True, True, True]]
     start = stream_key_bias(2, 1, position=0, frames=1, total=None)
     assert (start == 0).tolist() == [[False, False, True], [False, False, False]]
-
-
-@pytest.fixture(scope="module")
-def window_graphs(tmp_path_factory, model) -> dict[str, Path]:
-    """The tiny SAME-L's encoder and decoder windows of 1 and 4 frames, converted to fp32 LiteRT graphs."""
-    import litert_torch
-
-    from same_edge.graph import stderr_silenced
-    from same_edge_export.graphs import SlidingDecoderWindow, SlidingEncoderWindow, sliding_window_inputs
-    from same_edge_export.model import folded_copy
-
-    folded, out = folded_copy(model).eval(), tmp_path_factory.mktemp("same-l-graphs")
-    paths = {}
-    for side, window in (("encoder", SlidingEncoderWindow(folded)), ("decoder", SlidingDecoderWindow(folded))):
-        converter = litert_torch
-        for n in GRAPH_WINDOWS:
-            converter = converter.signature(f"{side}_{n}", window.eval(), sample_kwargs=sliding_window_inputs(model, side, n))
-        with warnings.catch_warnings(), stderr_silenced():
-            warnings.simplefilter("ignore")
-            converter.convert().export(str(out / f"{side}.tflite"))
-        paths[side] = out / f"{side}.tflite"
-    return paths
-
-
-GRAPH_WINDOWS = (1, 4)
-
-
-def _graph_stream(graph, side: str, model: SameAutoencoder, x: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """Stream x (encoder: audio [C, T], padded to whole frames; decoder: latents [latent_dim, L]) through the
-    window signatures in windows of the given sizes (then 1), windows of padding last; the stream's frames."""
-    cfg = model.config
-    t = cfg.encoder if side == "encoder" else cfg.decoder
-    depth, w, unit = t.depth, cfg.window_frames, cfg.hop if side == "encoder" else 1
-    frames = -(-x.shape[1] // unit)
-    state = np.zeros((depth, 2 * w, cfg.frame_tokens, t.width), np.float32)
-    position, out, sizes = 0, [], iter(sizes)
-    while position < frames + depth * w:
-        n = next(sizes, 1)
-        chunk = x[:, position * unit : (position + n) * unit]
-        chunk = np.pad(chunk, ((0, 0), (0, n * unit - chunk.shape[1])))
-        bias = stream_key_bias(depth, w, position, n, frames if position + n > frames else None).numpy()
-        result = graph[f"{side}_{n}"](**{"audio" if side == "encoder" else "latents": chunk}, state=state, key_bias=bias)
-        out.append(result["latents" if side == "encoder" else "audio"])
-        state, position = result["state"], position + n
-    lag = depth * w * (1 if side == "encoder" else cfg.hop)
-    return np.concatenate(out, axis=1)[:, lag : lag + frames * (1 if side == "encoder" else cfg.hop)]
-
-
-@pytest.mark.parametrize("side", ["encoder", "decoder"])
-def test_fp32_window_graphs_streamed_in_any_window_sizes_equal_each_other_bit_for_bit_and_the_golden(
-        window_graphs, model, golden, side):
-    from same_edge.graph import Graph
-
-    rng, graph = np.random.default_rng(7), Graph(window_graphs[side], threads=1)
-    try:
-        for case in CASES:
-            x = golden[f"audio{case}" if side == "encoder" else f"zin{case}"]
-            ones = _graph_stream(graph, side, model, x, [])
-            mixed = _graph_stream(graph, side, model, x, [int(n) for n in rng.choice(GRAPH_WINDOWS, size=20)])
-            assert np.array_equal(ones, mixed), case
-            ref = golden[f"latents{case}" if side == "encoder" else f"decoded{case}"]
-            assert ones.shape == ref.shape and rel_err(ref, ones) <= TOLERANCE, case
-    finally:
-        graph.close()
-
-
-def test_the_window_graphs_run_wholly_in_xnnpack(window_graphs):
-    from same_edge_export.delegation import delegation_report
-
-    for path in window_graphs.values():
-        report = delegation_report(path)
-        assert report["undelegated"] == [] and set(report["partitions"].values()) == {1}
 
 
 def test_a_sliding_window_decoder_with_a_wider_output_conv_has_no_window_graph():

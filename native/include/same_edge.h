@@ -194,7 +194,7 @@ typedef struct se_model_options {
 /* Options of one offline se_encode/se_decode call. */
 typedef struct se_run_options {
   size_t struct_size; /* as se_model_options.struct_size */
-  int largest_window; /* the largest window (in attention chunks) a graph call may use; 0: every one */
+  int largest_window; /* the largest window (in chunks) a graph call may use; 0: every one */
   /* Called on the calling thread before each graph call; nonzero stops the call with
    * SE_ERR_CANCELLED (the output buffer's contents are then unspecified). Another thread
    * cancels by setting a flag this reads. */
@@ -258,6 +258,9 @@ SE_API int se_model_sample_rate(const se_model *model);     /* Hz, 44100 for SAM
 SE_API int se_model_channels(const se_model *model);
 SE_API int se_model_latent_dim(const se_model *model);
 SE_API int se_model_hop(const se_model *model);             /* audio samples per latent frame */
+/* Latent frames of the smallest window a graph runs: an attention chunk (2) for SAME-S; 1 for
+ * SAME-L, whose sliding-window attention runs whole frames (windows and largest_window then count
+ * frames). */
 SE_API int se_model_frames_per_chunk(const se_model *model);
 /* Algorithmic latency in samples: the most audio an encoder stream holds back (chunk_samples +
  * start_skip_frames * hop), and the most a decoder stream holds back behind the latents pushed
@@ -271,7 +274,7 @@ SE_API const char *se_model_precision(const se_model *model);
 
 /* ---------- streams ---------- */
 
-/* largest_window: the largest window (in attention chunks) a call may use; 1 is a live stream
+/* largest_window: the largest window (in chunks) a call may use; 1 is a live stream
  * (lowest latency, the Python default), 0 every window of the model (offline throughput). */
 SE_API se_status se_encoder_create(se_model *model, int largest_window, se_stream **stream);
 SE_API se_status se_decoder_create(se_model *model, int largest_window, se_stream **stream);
@@ -298,8 +301,8 @@ SE_API size_t se_stream_flush_output_size(const se_stream *stream);
 SE_API se_status se_stream_push(se_stream *stream, const float *input, size_t n, se_layout layout, float *out,
                                 size_t out_capacity, size_t *out_n);
 /* Finish: the rest of the output (the encoder pads the last audio to a whole chunk, the decoder
- * its last latents; totals are ceil(T / hop) frames and L * hop samples). No push after it but
- * for a reset. */
+ * its last latents; SAME-L then runs windows of padding through the frames its stream lags by;
+ * totals are ceil(T / hop) frames and L * hop samples). No push after it but for a reset. */
 SE_API se_status se_stream_flush(se_stream *stream, se_layout layout, float *out, size_t out_capacity, size_t *out_n);
 
 /* ---------- offline ---------- */

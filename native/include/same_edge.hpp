@@ -97,7 +97,7 @@ struct Options {
 // the call only, so they may capture locals; one that throws cancels the call and its exception is
 // rethrown by encode/decode.
 struct RunOptions {
-  int largest_window = 0;                                   // in attention chunks; 0: every window
+  int largest_window = 0;                                   // in chunks (SAME-S: 2 frames, SAME-L: 1); 0: every window
   std::function<bool()> abort = {};                         // true: stop with SE_ERR_CANCELLED
   std::function<void(size_t done, size_t total)> progress = {};  // input columns consumed so far, of total
 };

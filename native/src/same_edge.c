@@ -1,10 +1,11 @@
 /* libsame_edge: the SAME streaming host loop of same_edge/codec.py, in C, on LiteRT's C API.
  *
- * A stream is a sequence of window calls (whole attention chunks plus a carried state) and a
- * flush, exactly as the Python runtime drives them: the same window plan (largest first), the
- * same `first` flag, start skips, zero padding of an odd tail and trimming of the flush, so
- * the outputs are bit-identical. same_edge/codec.py is the reference; tests/test_native.py holds
- * the two bit-identical (offline, odd lengths, random push sizes, 1 and 2 threads, under ASan). */
+ * A stream is a sequence of window calls (whole chunks plus a carried state) and a flush, exactly
+ * as the Python runtime drives them: the same window plan (largest first), the same `first` flag
+ * (SAME-S) or key bias (SAME-L, same_edge/sliding.py), start skips, zero padding of an odd tail
+ * and trimming of the flush, so the outputs are bit-identical. same_edge/codec.py is the
+ * reference; tests/test_native.py holds the two bit-identical (offline, odd lengths, random push
+ * sizes, 1 and 2 threads, SAME-S and SAME-L, under ASan). */
 #define _GNU_SOURCE
 #include "same_edge.h"
 
@@ -33,8 +34,8 @@
 #define SE_MSG 512
 #define MANIFEST_MAX_BYTES (1u << 20) /* a real manifest is a few kB */
 
-enum role { R_AUDIO, R_LATENTS, R_KEEP, R_STATE, R_CONTEXT, R_FIRST, R_NROLES };
-static const char *const ROLE_NAMES[R_NROLES] = {"audio", "latents", "keep", "state", "context", "first"};
+enum role { R_AUDIO, R_LATENTS, R_KEEP, R_STATE, R_CONTEXT, R_FIRST, R_KEY_BIAS, R_NROLES };
+static const char *const ROLE_NAMES[R_NROLES] = {"audio", "latents", "keep", "state", "context", "first", "key_bias"};
 
 typedef struct tensor_spec {
   int role;
@@ -46,7 +47,7 @@ typedef struct tensor_spec {
 
 typedef struct sig_info {
   LiteRtParamIndex index; /* signature index in the graph */
-  int window;             /* chunks; 0 for the flush signature */
+  int window;             /* chunks; 0 for the flush signature (SAME-S only) */
   size_t n_in, n_out;
   tensor_spec in[SE_MAX_IO], out[SE_MAX_IO];
 } sig_info;
@@ -74,6 +75,7 @@ typedef struct graph {
 struct se_model {
   LiteRtEnvironment env;
   int sample_rate, channels, latent_dim, hop, fpc, chunk_samples;
+  int sliding, window_frames; /* SAME-L's sliding-window attention: no flush signature, a key bias per window */
   int n_windows, windows[SE_MAX_WINDOWS];
   int state_rank, state_dims[LITERT_TENSOR_MAX_RANK];
   int context_rank, context_dims[LITERT_TENSOR_MAX_RANK];
@@ -94,9 +96,12 @@ struct se_stream {
   size_t unit_in, unit_out; /* input and output columns per chunk */
   int n_windows, windows[SE_MAX_WINDOWS], sig_of[SE_MAX_WINDOWS];
   size_t skip;              /* output columns still to drop from the first window */
-  size_t flush_cols;        /* columns of the flush signature's output */
+  size_t flush_cols;        /* columns of the flush signature's output (SAME-L: of its padding windows') */
   size_t start_skip;        /* skip at the start, for a reset */
   int first, flushed, failed;
+  size_t depth;             /* SAME-L: the side's blocks (state_shape[0]), the key bias's rows */
+  uint64_t frames_run;      /* SAME-L: frames given to the window graphs, the key bias's position */
+  uint64_t total_frames;    /* SAME-L: the stream's length in frames, UINT64_MAX until the flush */
   atomic_flag busy;         /* held by the one call running: a second thread's is refused */
   const se_run_options *run;/* an offline call's callbacks, NULL for an app's stream */
   size_t pending_len;       /* input columns waiting for a whole chunk (< unit_in) */
@@ -269,7 +274,7 @@ static const char *const GRAPH_FILE[3] = {NULL, "encoder.tflite", "decoder.tflit
 static int role_of(const char *name);
 static int expected_shape(const se_model *m, int side, int window, int is_input, int role, int state_rank,
                           const int *state_dims, int *rank, int *dims);
-static int roles_required(int side, int window, int is_input);
+static int roles_required(const se_model *m, int side, int window, int is_input);
 
 static int is_string(const json_node *n) { return n && n->type == JSON_STRING; }
 
@@ -292,7 +297,7 @@ static int manifest_signature_ok(const se_model *m, int side, int window, const 
         return 0;
       seen |= 1 << role;
     }
-    if (seen != roles_required(side, window, is_input)) return 0;
+    if (seen != roles_required(m, side, window, is_input)) return 0;
   }
   return 1;
 }
@@ -308,19 +313,29 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
     BAD("%s: manifest field format_version must be 2 (re-export the model with this version's `same-edge export`)", path);
   const json_node *model = json_get(root, "model");
   if (!model || model->type != JSON_OBJECT) BAD("%s: manifest field model must be an object", path);
-  long long sr, ch, ld, hop, fpc, cs;
+  long long sr, ch, ld, hop, fpc, cs, window = 0;
   if (!get_int(model, "sample_rate", 1000, 1000000, &sr)) BAD("%s: manifest field model.sample_rate must be an integer in [1000, 1000000]", path);
   if (!get_int(model, "channels", 1, 64, &ch)) BAD("%s: manifest field model.channels must be an integer in [1, 64]", path);
   if (!get_int(model, "latent_dim", 1, 1 << 24, &ld)) BAD("%s: manifest field model.latent_dim must be a positive integer", path);
   if (!get_int(model, "hop", 1, 1 << 24, &hop)) BAD("%s: manifest field model.hop must be a positive integer", path);
-  if (!get_int(model, "frames_per_chunk", 2, 4096, &fpc) || fpc % 2)
-    BAD("%s: manifest field model.frames_per_chunk must be an even integer in [2, 4096]", path);
+  /* A chunked (SAME-S) manifest leaves both attention fields out. */
+  const json_node *attention = json_get(model, "attention");
+  if (attention && (!is_string(attention) || (strcmp(attention->string, "chunked") && strcmp(attention->string, "sliding"))))
+    BAD("%s: manifest field model.attention must be 'chunked' or 'sliding'", path);
+  int sliding = attention && strcmp(attention->string, "sliding") == 0;
+  if (sliding && !get_int(model, "window_frames", 1, 4096, &window))
+    BAD("%s: manifest field model.window_frames must be an integer in [1, 4096]", path);
+  if (!sliding && json_get(model, "window_frames")) BAD("%s: manifest field model.window_frames is for sliding attention only", path);
+  if (!get_int(model, "frames_per_chunk", 1, 4096, &fpc)) BAD("%s: manifest field model.frames_per_chunk must be an integer in [1, 4096]", path);
+  if (sliding && fpc != 1)
+    BAD("%s: manifest field model.frames_per_chunk must be 1 for sliding attention (its windows are whole frames)", path);
+  if (!sliding && fpc % 2) BAD("%s: manifest field model.frames_per_chunk must be even (the midpoint shift moves half a chunk)", path);
   if (!get_int(model, "chunk_samples", 1, 1 << 24, &cs) || cs != fpc * hop)
     BAD("%s: manifest field model.chunk_samples must equal frames_per_chunk * hop", path);
   const json_node *config = json_get(model, "config");
   if (!config || config->type != JSON_OBJECT) BAD("%s: manifest field model.config must be an object", path);
   m->sample_rate = (int)sr, m->channels = (int)ch, m->latent_dim = (int)ld, m->hop = (int)hop, m->fpc = (int)fpc;
-  m->chunk_samples = (int)cs;
+  m->chunk_samples = (int)cs, m->sliding = sliding, m->window_frames = (int)window;
 
   static const char *const precisions[] = {"fp32", "w16a32", "w8a32", "w8a8", "w4a8"};
   const json_node *precision = json_get(root, "precision");
@@ -372,11 +387,27 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
     }
     if (!get_int(g, "bytes", 1, 1LL << 40, &bytes)) BAD("%s: manifest field %s.bytes must be a positive integer", path, name);
     if (!is_hex64(json_get(g, "sha256"))) BAD("%s: manifest field %s.sha256 must be 64 lowercase hex digits", path, name);
-    if (!get_shape(g, "state_shape", &rank, dims) || rank != 3 || dims[0] != fpc / 2)
+    if (sliding) {
+      /* [depth, 2w, S, width]: the stream lags depth * w frames, which the host skips at the start
+       * and flushes with as many frames of padding; the manifest must say so. */
+      if (!get_shape(g, "state_shape", &rank, dims) || rank != 4 || dims[1] != 2 * window)
+        BAD("%s: manifest field %s.state_shape must be 4 positive sizes, the second 2 * window_frames = %lld", path, name,
+            2 * window);
+      if (json_get(g, "context_shape"))
+        BAD("%s: manifest field %s.context_shape is for chunked attention only (a sliding-window decoder carries no "
+            "conv context)", path, name);
+      long long lag = dims[0] * window, unit = side == SE_SIDE_ENCODER ? 1 : hop;
+      const char *fields[2] = {side == SE_SIDE_ENCODER ? "start_skip_frames" : "start_skip_samples",
+                               side == SE_SIDE_ENCODER ? "flush_frames" : "flush_samples"};
+      for (int k = 0; k < 2; k++)
+        if (!get_int(g, fields[k], 0, 1 << 24, &v) || v != lag * unit)
+          BAD("%s: manifest field %s.%s must be depth * window_frames = %lld frames (%lld)", path, name, fields[k], lag,
+              lag * unit);
+      if (side == SE_SIDE_ENCODER) m->start_skip_frames = m->flush_frames = (int)v;
+      else m->start_skip_samples = m->flush_samples = (int)v;
+    } else if (!get_shape(g, "state_shape", &rank, dims) || rank != 3 || dims[0] != fpc / 2) {
       BAD("%s: manifest field %s.state_shape must be 3 positive sizes, the first frames_per_chunk / 2", path, name);
-    if (side == SE_SIDE_ENCODER) {
-      m->state_rank = rank;
-      memcpy(m->state_dims, dims, sizeof dims);
+    } else if (side == SE_SIDE_ENCODER) {
       if (!get_int(g, "start_skip_frames", 0, fpc, &v))
         BAD("%s: manifest field encoder.start_skip_frames must be an integer in [0, %lld]", path, fpc);
       m->start_skip_frames = (int)v;
@@ -391,6 +422,10 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
       if (!get_int(g, "flush_samples", 1, cs, &v)) BAD("%s: manifest field decoder.flush_samples must be an integer in [1, %lld]", path, cs);
       m->flush_samples = (int)v;
     }
+    if (side == SE_SIDE_ENCODER) {
+      m->state_rank = rank;
+      memcpy(m->state_dims, dims, sizeof dims);
+    }
   }
   /* Every signature the manifest lists, and only those, with the shapes the facts above give. */
   for (int side = SE_SIDE_ENCODER; side <= SE_SIDE_DECODER; side++) {
@@ -398,9 +433,9 @@ static se_status parse_manifest(se_model *m, const json_node *root, const char *
     const json_node *sigs = json_get(json_get(root, name), "signatures");
     int rank, dims[LITERT_TENSOR_MAX_RANK];
     get_shape(json_get(root, name), "state_shape", &rank, dims);
-    if (!sigs || sigs->type != JSON_OBJECT || sigs->count != (size_t)m->n_windows + 1)
-      BAD("%s: manifest field %s.signatures must be one per window and a flush", path, name);
-    for (int w = -1; w < m->n_windows; w++) {
+    if (!sigs || sigs->type != JSON_OBJECT || sigs->count != (size_t)m->n_windows + !sliding)
+      BAD("%s: manifest field %s.signatures must be one per window%s", path, name, sliding ? "" : " and a flush");
+    for (int w = sliding ? 0 : -1; w < m->n_windows; w++) {
       char key[32];
       if (w < 0) snprintf(key, sizeof key, "%sflush", prefix);
       else snprintf(key, sizeof key, "%s%d", prefix, m->windows[w]);
@@ -614,12 +649,16 @@ static int expected_shape(const se_model *m, int side, int window, int is_input,
       *rank = 2, dims[0] = m->latent_dim, dims[1] = w ? w * m->fpc : m->flush_frames;
       return 1;
     case R_KEEP:
-      if (side != SE_SIDE_DECODER || !is_input || !w) return 0;
+      if (m->sliding || side != SE_SIDE_DECODER || !is_input || !w) return 0;
       *rank = 1, dims[0] = w * m->fpc;
       return 1;
     case R_FIRST:
-      if (!is_input || !w) return 0;
+      if (m->sliding || !is_input || !w) return 0;
       *rank = 1, dims[0] = 1;
+      return 1;
+    case R_KEY_BIAS: /* [depth, the window's frames + the 2w each block carries] */
+      if (!m->sliding || !is_input || !w) return 0;
+      *rank = 2, dims[0] = state_dims[0], dims[1] = w * m->fpc + state_dims[1];
       return 1;
     case R_STATE:
       if (!w && !is_input) return 0;
@@ -627,7 +666,7 @@ static int expected_shape(const se_model *m, int side, int window, int is_input,
       memcpy(dims, state_dims, sizeof(int) * (size_t)state_rank);
       return 1;
     case R_CONTEXT:
-      if (side != SE_SIDE_DECODER || (!w && !is_input)) return 0;
+      if (m->sliding || side != SE_SIDE_DECODER || (!w && !is_input)) return 0;
       *rank = m->context_rank;
       memcpy(dims, m->context_dims, sizeof(int) * (size_t)m->context_rank);
       return 1;
@@ -635,7 +674,10 @@ static int expected_shape(const se_model *m, int side, int window, int is_input,
   return 0;
 }
 
-static int roles_required(int side, int window, int is_input) {
+static int roles_required(const se_model *m, int side, int window, int is_input) {
+  if (m->sliding) /* window signatures only */
+    return is_input ? (1 << (side == SE_SIDE_ENCODER ? R_AUDIO : R_LATENTS) | 1 << R_STATE | 1 << R_KEY_BIAS)
+                    : (1 << (side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO) | 1 << R_STATE);
   if (side == SE_SIDE_ENCODER) {
     if (window) return is_input ? (1 << R_AUDIO | 1 << R_STATE | 1 << R_FIRST) : (1 << R_LATENTS | 1 << R_STATE);
     return is_input ? 1 << R_STATE : 1 << R_LATENTS;
@@ -694,7 +736,7 @@ static se_status load_signature(const se_model *m, graph *g, LiteRtSignature sig
       for (int d = 0; d < rank; d++) t->count *= (size_t)dims[d];
       t->type.layout.has_strides = 0;
     }
-    int need = roles_required(g->side, window, is_input);
+    int need = roles_required(m, g->side, window, is_input);
     if (seen != need)
       return open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %s lacks an %s", file, key,
                        is_input ? "input" : "output");
@@ -895,9 +937,9 @@ static se_status load_graph(se_model *m, const json_node *root, const model_sour
   }
   LiteRtParamIndex nsig = 0;
   if (LiteRtGetNumModelSignatures(g->model, &nsig) != 0) nsig = 0;
-  if (nsig != (LiteRtParamIndex)m->n_windows + 1) {
+  if (nsig != (LiteRtParamIndex)(m->n_windows + !m->sliding)) {
     st = open_fail(e, SE_ERR_MODEL, "%s does not match the manifest: %zu signatures, expected %d", path, (size_t)nsig,
-                   m->n_windows + 1);
+                   m->n_windows + !m->sliding);
     goto fail;
   }
   int state_rank, state_dims[LITERT_TENSOR_MAX_RANK];
@@ -915,7 +957,7 @@ static se_status load_graph(se_model *m, const json_node *root, const model_sour
     size_t plen = strlen(prefix);
     int window = -1;
     if (strncmp(key, prefix, plen) == 0) {
-      if (strcmp(key + plen, "flush") == 0) window = 0;
+      if (!m->sliding && strcmp(key + plen, "flush") == 0) window = 0;
       else
         for (int w = 0; w < m->n_windows; w++) {
           char want[32];
@@ -1245,6 +1287,7 @@ static se_status stream_create(se_model *m, int side, int largest_window, se_str
     s->skip = (size_t)m->start_skip_samples, s->flush_cols = (size_t)m->flush_samples;
   }
   s->start_skip = s->skip;
+  s->total_frames = UINT64_MAX;
   /* As Python: the windows up to largest_window, or the smallest if none is that small. */
   for (int i = 0; i < m->n_windows; i++)
     if (largest_window == 0 || m->windows[i] <= largest_window) {
@@ -1252,11 +1295,14 @@ static se_status stream_create(se_model *m, int side, int largest_window, se_str
       s->sig_of[s->n_windows++] = i;
     }
   if (!s->n_windows) s->windows[0] = m->windows[0], s->sig_of[0] = 0, s->n_windows = 1;
-  /* Host blocks: each role's largest tensor over the signatures this stream runs. */
+  /* Host blocks: each role's largest tensor over the signatures this stream runs (the key bias's
+   * too: it is written in place before each window, never allocated in a push). */
   for (int k = 0; k <= s->n_windows; k++) {
     sig_info *sig = k == s->n_windows ? &g->flush : &g->sigs[s->sig_of[k]];
-    for (size_t i = 0; i < sig->n_in; i++)
+    for (size_t i = 0; i < sig->n_in; i++) {
       if (sig->in[i].count > s->host_count[sig->in[i].role]) s->host_count[sig->in[i].role] = sig->in[i].count;
+      if (sig->in[i].role == R_KEY_BIAS) s->depth = (size_t)sig->in[i].dims[0];
+    }
     for (size_t i = 0; i < sig->n_out; i++)
       if (sig->out[i].count > s->host_out_count[sig->out[i].role]) s->host_out_count[sig->out[i].role] = sig->out[i].count;
   }
@@ -1328,6 +1374,7 @@ se_status se_stream_reset(se_stream *s) {
   memset(s->pending, 0, (size_t)s->rows_in * s->unit_in * sizeof(float));
   s->pending_len = 0;
   s->in_total = s->out_total = 0;
+  s->frames_run = 0, s->total_frames = UINT64_MAX;
   s->skip = s->start_skip;
   s->first = 1;
   s->flushed = s->failed = 0;
@@ -1352,16 +1399,23 @@ size_t se_stream_push_output_size(const se_stream *s, size_t n) {
   return cols_fit(cols, s->rows_out) ? cols : SIZE_MAX;
 }
 
-static uint64_t stream_total_out(const se_stream *s) {
+/* Latent frames of the whole stream: those that cover the audio pushed, or the latents pushed. */
+static uint64_t stream_frames(const se_stream *s) {
   if (s->side == SE_SIDE_ENCODER) return (s->in_total + (uint64_t)s->model->hop - 1) / (uint64_t)s->model->hop;
-  return s->in_total * (uint64_t)s->model->hop;
+  return s->in_total;
+}
+
+static uint64_t stream_total_out(const se_stream *s) {
+  return s->side == SE_SIDE_ENCODER ? stream_frames(s) : s->in_total * (uint64_t)s->model->hop;
 }
 
 size_t se_stream_flush_output_size(const se_stream *s) {
   if (!s || s->flushed || s->failed || s->in_total == 0) return 0;
   uint64_t need = stream_total_out(s) - s->out_total;
-  uint64_t produced = s->flush_cols;
-  if (s->pending_len) produced += s->unit_out - (s->skip < s->unit_out ? s->skip : s->unit_out);
+  /* The tail's chunk, then the flush signature's output (SAME-S) or the padding windows' (SAME-L:
+   * flush_cols is depth * w frames of them), less what is left of the start skip. */
+  uint64_t produced = s->flush_cols + (s->pending_len ? s->unit_out : 0);
+  produced -= s->skip < produced ? s->skip : produced;
   return (size_t)(need < produced ? need : produced);
 }
 
@@ -1443,6 +1497,21 @@ static se_status run_signature(se_stream *s, int slot) {
   return SE_OK;
 }
 
+/* SAME-L: the key bias of the next window, of `frames` frames (same_edge/sliding.py's
+ * stream_key_bias): block i's column j stands for stream frame frames_run - 2w - i*w + j, which its
+ * keys may see (0) only if it is in the stream: from frame 0, up to its end once the flush knows it. */
+static void fill_key_bias(se_stream *s, size_t frames) {
+  int64_t w = s->model->window_frames;
+  size_t cols = frames + 2 * (size_t)w;
+  float *bias = s->host[R_KEY_BIAS];
+  for (size_t i = 0; i < s->depth; i++)
+    for (size_t j = 0; j < cols; j++) {
+      int64_t frame = (int64_t)s->frames_run - 2 * w - (int64_t)i * w + (int64_t)j;
+      bias[i * cols + j] = frame >= 0 && (uint64_t)frame < s->total_frames ? 0.0f : -1e9f;
+    }
+  s->frames_run += frames;
+}
+
 /* One window call: `chunks` chunks (a model window size) of input, keep_last = -1 or the number of
  * real latent frames of a padded decoder tail. */
 static se_status run_window(se_stream *s, int k, input_view *in, output_view *out, int keep_last) {
@@ -1451,18 +1520,21 @@ static se_status run_window(se_stream *s, int k, input_view *in, output_view *ou
   size_t cols_in = w * s->unit_in, cols_out = w * s->unit_out;
   float *big_in = s->host[s->side == SE_SIDE_ENCODER ? R_AUDIO : R_LATENTS];
   fill_input(s, big_in, cols_in, in);
-  s->host[R_FIRST][0] = s->first ? 1.0f : 0.0f;
-  s->first = 0;
-  if (s->side == SE_SIDE_DECODER) {
-    size_t frames = w * s->unit_in;
-    for (size_t i = 0; i < frames; i++) s->host[R_KEEP][i] = (keep_last < 0 || i < (size_t)keep_last) ? 1.0f : 0.0f;
+  if (s->model->sliding) {
+    fill_key_bias(s, w * (size_t)s->model->fpc);
+  } else {
+    s->host[R_FIRST][0] = s->first ? 1.0f : 0.0f;
+    s->first = 0;
+    if (s->side == SE_SIDE_DECODER) {
+      size_t frames = w * s->unit_in;
+      for (size_t i = 0; i < frames; i++) s->host[R_KEEP][i] = (keep_last < 0 || i < (size_t)keep_last) ? 1.0f : 0.0f;
+    }
   }
   se_status st = run_signature(s, slot);
   if (st != SE_OK) return st;
-  /* The state (and the decoder's context) carried to the next call. */
+  /* The state (and SAME-S's decoder's context) carried to the next call. */
   memcpy(s->host[R_STATE], s->host_out[R_STATE], s->host_count[R_STATE] * sizeof(float));
-  if (s->side == SE_SIDE_DECODER)
-    memcpy(s->host[R_CONTEXT], s->host_out[R_CONTEXT], s->host_count[R_CONTEXT] * sizeof(float));
+  if (s->host[R_CONTEXT]) memcpy(s->host[R_CONTEXT], s->host_out[R_CONTEXT], s->host_count[R_CONTEXT] * sizeof(float));
   return emit(s, s->host_out[s->side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO], cols_out, out);
 }
 
@@ -1474,6 +1546,20 @@ static se_status check_open(se_stream *s) {
 
 /* An offline call's abort callback, asked before each graph call. */
 static int run_aborted(const se_stream *s) { return s->run && s->run->abort_callback && s->run->abort_callback(s->run->user_data); }
+
+/* `chunks` chunks of input (`in`, after the pending columns; NULL: zeros) through the stream's
+ * windows, largest first, as Python's _plan. */
+static se_status run_windows(se_stream *s, size_t chunks, input_view *in, output_view *out) {
+  for (int k = s->n_windows - 1; k >= 0; k--)
+    while (chunks >= (size_t)s->windows[k]) {
+      if (run_aborted(s)) return stream_fail(s, SE_ERR_CANCELLED, "cancelled by the abort callback");
+      se_status st = run_window(s, k, in, out, -1);
+      if (st != SE_OK) return st;
+      chunks -= (size_t)s->windows[k];
+      if (in && s->run && s->run->progress_callback) s->run->progress_callback(in->off, in->n, s->run->user_data);
+    }
+  return SE_OK;
+}
 
 static se_status push_at(se_stream *s, const float *input, size_t n, se_layout layout, float *out, size_t cap,
                          size_t base, size_t *out_n) {
@@ -1490,18 +1576,11 @@ static se_status push_at(se_stream *s, const float *input, size_t n, se_layout l
   s->in_total += n;
   input_view in = {input, n, 0, layout};
   output_view ov = {out, cap, base, cap, layout};
-  size_t chunks = (s->pending_len + n) / s->unit_in;
-  for (int k = s->n_windows - 1; k >= 0; k--)
-    while (chunks >= (size_t)s->windows[k]) {
-      se_status st = run_aborted(s) ? stream_fail(s, SE_ERR_CANCELLED, "cancelled by the abort callback")
-                                    : run_window(s, k, &in, &ov, -1);
-      if (st != SE_OK) {
-        s->failed = 1;
-        return st;
-      }
-      chunks -= (size_t)s->windows[k];
-      if (s->run && s->run->progress_callback) s->run->progress_callback(in.off, n, s->run->user_data);
-    }
+  se_status st = run_windows(s, (s->pending_len + n) / s->unit_in, &in, &ov);
+  if (st != SE_OK) {
+    s->failed = 1;
+    return st;
+  }
   /* What is left is less than a chunk: keep it. */
   size_t rest = n - in.off, rows = (size_t)s->rows_in;
   if (rest) {
@@ -1537,6 +1616,7 @@ static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap
     return stream_fail(s, SE_ERR_BUFFER_TOO_SMALL, "the output needs %zu columns, the buffer holds %zu", base + need, cap);
   s->flushed = 1;
   if (s->in_total == 0) return SE_OK;
+  s->total_frames = stream_frames(s); /* SAME-L's key bias hides every frame past it from here on */
   output_view ov = {out, cap, base, base + need, layout};
   se_status st = SE_OK;
   if (s->pending_len) {
@@ -1545,9 +1625,14 @@ static se_status flush_at(se_stream *s, se_layout layout, float *out, size_t cap
     int real = (int)s->pending_len;
     st = run_window(s, 0, NULL, &ov, s->side == SE_SIDE_DECODER ? real : -1);
   }
-  if (st == SE_OK) st = run_signature(s, SE_MAX_WINDOWS);
-  if (st == SE_OK)
-    st = emit(s, s->host_out[s->side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO], s->flush_cols, &ov);
+  if (st == SE_OK && s->model->sliding) {
+    /* SAME-L lags depth * w frames: as many frames of padding, which the key bias hides from every
+     * real frame, bring out the rest (what goes past the stream's end is cut by the limit). */
+    st = run_windows(s, s->depth * (size_t)s->model->window_frames, NULL, &ov);
+  } else if (st == SE_OK) {
+    st = run_signature(s, SE_MAX_WINDOWS);
+    if (st == SE_OK) st = emit(s, s->host_out[s->side == SE_SIDE_ENCODER ? R_LATENTS : R_AUDIO], s->flush_cols, &ov);
+  }
   if (st != SE_OK) {
     s->failed = 1;
     return st;

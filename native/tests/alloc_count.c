@@ -91,7 +91,9 @@ int main(int argc, char **argv) {
   size_t block = (size_t)hop, blocks = 40;
   float *audio = malloc(sizeof(float) * (size_t)ch * block);
   for (size_t i = 0; i < (size_t)ch * block; i++) audio[i] = (float)((i * 2654435761u) % 1000) / 5000.0f - 0.1f;
-  size_t cap_z = 8, cap_y = (size_t)hop * 16;
+  /* Room for the whole song's output: a flush gives up to the frames its stream lags by (SAME-L's
+   * are many). */
+  size_t cap_z = se_encode_output_size(m, block * blocks), cap_y = se_decode_output_size(m, cap_z);
   float *z = malloc(sizeof(float) * (size_t)dim * cap_z), *y = malloc(sizeof(float) * (size_t)ch * cap_y);
   long lib_total = 0, first_other = 0, steady_other = 0, steady_bytes = 0, runs_steady = 0, flush_other = 0;
   int status_ok = 1;

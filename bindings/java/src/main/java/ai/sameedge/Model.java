@@ -166,7 +166,7 @@ public final class Model implements AutoCloseable {
         return hop;
     }
 
-    /** Latent frames per attention chunk. */
+    /** Latent frames of the smallest window a graph runs: an attention chunk (2) for SAME-S, 1 for SAME-L. */
     public int framesPerChunk() {
         return framesPerChunk;
     }
@@ -210,7 +210,7 @@ public final class Model implements AutoCloseable {
      * A new encoder stream: interleaved audio {@code [frames][channels]} in, latents {@code [frames][latentDim]}
      * out.
      *
-     * @param largestWindow the largest window (in attention chunks) a call may use: 1 is a live stream (lowest
+     * @param largestWindow the largest window (in chunks) a call may use: 1 is a live stream (lowest
      *     latency), 0 every window of the model (offline throughput)
      */
     public EncoderStream encoderStream(int largestWindow) {

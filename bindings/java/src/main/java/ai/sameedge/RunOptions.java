@@ -17,7 +17,7 @@ public final class RunOptions {
     private BooleanSupplier abortWhen;
     private ProgressListener progress;
 
-    /** The largest window (in attention chunks) a graph call may use; 0 (default): every window of the model. */
+    /** The largest window (in chunks: 2 frames for SAME-S, 1 for SAME-L) a graph call may use; 0 (default): every window of the model. */
     public RunOptions largestWindow(int largestWindow) {
         this.largestWindow = largestWindow;
         return this;
