@@ -10,7 +10,9 @@ publish). About an hour on a 2-core CPU: about 35 minutes the export stage (its 
 exporter without the weight folding, is 30 of them), 5 exporting SAME-S at every precision for the
 other stages (once: the exports are cached), about 15 the memory runs. The "peers" stage (ONNX
 Runtime, OpenVINO, PyTorch eager on the same windows) needs the ``peers`` extra and is skipped,
-with a line saying so, without it.
+with a line saying so, without it. The "same-l" stage (SAME-L against SAME-S, ``--same-l-config``)
+exports a seeded full-size SAME-L at every precision first: about 20 GB of memory and an hour or
+more once (w16a32's fp16 cast is most of it), then about 20 minutes of measurement.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def main() -> None:
         report["dataset"] = dataset_rows(DEMO_MODEL_DIR, args.work / "dataset", short_files=20 if args.quick else 500,
                                          repeats=1 if args.quick else 3)
 
-    if "same-l" in args.stages:  # last: its full-size export takes 24 GB-class memory and most of 20 minutes
+    if "same-l" in args.stages:  # last: its full-size export needs about 20 GB and an hour or more (w16a32's fp16 cast)
         _stage(f"SAME-L against SAME-S: seeded {args.same_l_config} at every precision, both measured in one run")
         l_checkpoint = _seeded_checkpoint(args.same_l_config, args.work)
         l_dirs = export_precisions(args.same_l_config, l_checkpoint, l_checkpoint.parent)
